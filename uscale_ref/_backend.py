@@ -1,0 +1,115 @@
+"""Array-API plumbing: namespace and device resolution, and the dtype policy.
+
+The dtype policy, in one place:
+
+* accepted: the real and complex floating dtypes the namespace has
+  (float16, float32, float64, complex64, complex128); integer and bool
+  arrays are refused, never promoted;
+* input, weight, bias and grad_output must share one dtype and one device;
+* float16 is accumulated in float32 and rounded once at the end (as GPU
+  libraries do); every other dtype is computed in itself, so float32 work
+  never silently becomes float64 work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+
+Array = Any
+Namespace = Any
+
+__all__ = [
+    "Array",
+    "Namespace",
+    "check_arrays",
+    "compute_dtype",
+    "conj_if_complex",
+    "device_of",
+    "from_work",
+    "to_work",
+]
+
+
+def device_of(x: Array) -> Any:
+    """The device an array lives on (as ``array_api_compat.device``)."""
+    return array_api_compat.device(x)
+
+
+def _describe(x: object) -> str:
+    return type(x).__module__.split(".")[0] + "." + type(x).__name__
+
+
+def check_arrays(**arrays: Array | None) -> Namespace:
+    """Check named arrays against the dtype policy and return their namespace.
+
+    ``None`` values (an absent bias) are ignored. The first array given is the
+    reference for dtype and device.
+
+    Raises
+    ------
+    TypeError
+        An argument that is not an array, arrays from different libraries, a
+        non-floating dtype, or mixed dtypes.
+    ValueError
+        Arrays on different devices.
+    """
+    present = {name: x for name, x in arrays.items() if x is not None}
+    for name, x in present.items():
+        if not array_api_compat.is_array_api_obj(x):
+            raise TypeError(
+                f"{name} must be an array of an Array API library (NumPy, CuPy, torch, ...), "
+                f"got {_describe(x)}"
+            )
+    try:
+        xp = array_api_compat.array_namespace(*present.values())
+    except TypeError:
+        kinds = ", ".join(f"{name}: {_describe(x)}" for name, x in present.items())
+        raise TypeError(f"arrays must all come from one array library, got {kinds}") from None
+
+    (first_name, first), *others = present.items()
+    if not xp.isdtype(first.dtype, ("real floating", "complex floating")):
+        raise TypeError(
+            f"{first_name} must have a floating dtype (float16, float32, float64, complex64 or "
+            f"complex128), got {first.dtype}; convert it explicitly"
+        )
+    reference_device = device_of(first)
+    for name, x in others:
+        if x.dtype != first.dtype:
+            raise TypeError(
+                f"{name} must have the same dtype as {first_name} ({first.dtype}), got {x.dtype}"
+            )
+        if device_of(x) != reference_device:
+            raise ValueError(
+                f"{name} must be on the same device as {first_name} ({reference_device}), "
+                f"got {device_of(x)}"
+            )
+    return xp
+
+
+def compute_dtype(xp: Namespace, dtype: Any) -> Any:
+    """The dtype arithmetic is done in: float32 for float16, else ``dtype`` itself."""
+    if getattr(xp, "float16", None) is not None and dtype == xp.float16:
+        return xp.float32
+    return dtype
+
+
+def to_work(xp: Namespace, x: Array, *, add_batch_axis: bool = False) -> Array:
+    """Cast to the working dtype (:func:`compute_dtype`), optionally adding a batch axis."""
+    work_dtype = compute_dtype(xp, x.dtype)
+    if work_dtype != x.dtype:
+        x = xp.astype(x, work_dtype)
+    return xp.expand_dims(x, axis=0) if add_batch_axis else x
+
+
+def from_work(xp: Namespace, x: Array, dtype: Any, *, drop_batch_axis: bool = False) -> Array:
+    """Round once to the caller's ``dtype``, optionally removing the batch axis."""
+    if x.dtype != dtype:
+        x = xp.astype(x, dtype)
+    return x[0, ...] if drop_batch_axis else x
+
+
+def conj_if_complex(xp: Namespace, x: Array) -> Array:
+    """``conj(x)`` for complex ``x``; real arrays are returned as they are."""
+    return xp.conj(x) if xp.isdtype(x.dtype, "complex floating") else x

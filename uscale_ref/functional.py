@@ -1,0 +1,219 @@
+"""The public, unit-scaled ``conv1d`` and its explicit backward ``conv1d_backward``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from ._backend import Array, check_arrays, from_work, to_work
+from .correlate import forward_padded, input_grad_padded, pad_input, weight_grad_padded
+from .geometry import Conv1dGeometry, conv1d_geometry
+from .scales import scales_for_geometry
+
+__all__ = ["Conv1dGrads", "conv1d", "conv1d_backward"]
+
+
+class Conv1dGrads(NamedTuple):
+    """Gradients of a real loss with respect to conv1d's inputs.
+
+    ``grad_bias`` is ``None`` when the convolution had no bias.
+    """
+
+    grad_input: Array
+    grad_weight: Array
+    grad_bias: Array | None
+
+
+def _check_bias(bias: Array | None, geometry: Conv1dGeometry) -> None:
+    if bias is not None and tuple(bias.shape) != (geometry.out_channels,):
+        raise ValueError(
+            f"bias must have shape (C_out,) = ({geometry.out_channels},), "
+            f"got {tuple(bias.shape)}"
+        )
+
+
+def conv1d(
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    stride: int | tuple[int] = 1,
+    padding: int | tuple[int] | str = 0,
+    dilation: int | tuple[int] = 1,
+    groups: int = 1,
+    constraint: str | None = "to_output_scale",
+    scale_power: Sequence[float] = (0.5, 0.5, 0.5),
+) -> Array:
+    """Unit-scaled 1-D convolution, the forward pass of ``unit_scaling.functional.conv1d``.
+
+    Parameters
+    ----------
+    input : array, shape (N, C, L) or (C, L)
+        Any Array API array of dtype float16, float32, float64, complex64 or
+        complex128.
+    weight : array, shape (C_out, C / groups, K)
+        Same library, dtype and device as ``input``.
+    bias : array, shape (C_out,), optional
+        Same dtype and device; it is added *before* the output scale.
+    stride : int or tuple of one int
+        Step between output positions, at least 1.
+    padding : int, tuple of one int, ``"valid"`` or ``"same"``
+        Zeros on both sides of the input. ``"same"`` pads
+        ``dilation * (K - 1)`` in total, the odd element on the right, and
+        needs ``stride == 1``.
+    dilation : int or tuple of one int
+        Spacing of the kernel taps, at least 1.
+    groups : int
+        Number of channel groups, dividing ``C`` and ``C_out``.
+    constraint : str or None
+        Applied to (output scale, grad_input scale): ``None``/``""``,
+        ``"gmean"``, ``"hmean"``, ``"amean"``, ``"to_output_scale"`` (the
+        default, which is what upstream runs; its docstring says gmean) or
+        ``"to_grad_input_scale"``.
+    scale_power : tuple of three floats
+        Powers for the (output, grad_input, grad_weight/grad_bias) scales.
+
+    Returns
+    -------
+    array, shape (N, C_out, L_out) or (C_out, L_out)
+        Same library, device and dtype as ``input``.
+
+    Raises
+    ------
+    TypeError
+        Non-arrays, mixed libraries, non-floating or mixed dtypes, arguments
+        of the wrong type.
+    ValueError
+        Bad shapes, ranks, group counts, paddings, strides, dilations, an
+        empty batch or output, an unknown constraint, devices that differ.
+
+    See Also
+    --------
+    conv1d_backward : the matching explicit backward pass.
+    conv1d_scales : the scales applied.
+
+    Notes
+    -----
+    .. math::
+
+        y[n, o, l] = \\alpha_y \\Big( b[o] + \\sum_{i, k} w[o, i, k]\\,
+        x_\\text{pad}[n, g C_g + i,\\; l s + k d] \\Big),
+        \\qquad \\alpha_y = (C_g K)^{-p_y}
+
+    (before the constraint; see :func:`uscale_ref.conv1d_scales`). float16
+    arrays are accumulated in float32 and rounded once.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(8.0).reshape(1, 2, 4)
+    >>> w = np.ones((1, 2, 2))
+    >>> conv1d(x, w)   # sums of 4 numbers, scaled by 1 / sqrt(2 * 2)
+    array([[[5., 7., 9.]]])
+    """
+    xp = check_arrays(input=input, weight=weight, bias=bias)
+    geometry = conv1d_geometry(
+        input.shape, weight.shape, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    _check_bias(bias, geometry)
+    scales = scales_for_geometry(geometry, constraint, scale_power)
+
+    x = to_work(xp, input, add_batch_axis=not geometry.batched)
+    x_pad = pad_input(xp, x, geometry.pad_left, geometry.pad_right)
+    output = forward_padded(xp, x_pad, to_work(xp, weight), geometry)
+    if bias is not None:
+        output = output + to_work(xp, bias)[:, None]
+    output = output * scales.output
+    return from_work(xp, output, input.dtype, drop_batch_axis=not geometry.batched)
+
+
+def conv1d_backward(
+    grad_output: Array,
+    input: Array,
+    weight: Array,
+    bias: Array | None = None,
+    *,
+    stride: int | tuple[int] = 1,
+    padding: int | tuple[int] | str = 0,
+    dilation: int | tuple[int] = 1,
+    groups: int = 1,
+    constraint: str | None = "to_output_scale",
+    scale_power: Sequence[float] = (0.5, 0.5, 0.5),
+) -> Conv1dGrads:
+    """Explicit backward pass of :func:`conv1d`: dgrad, wgrad and the bias sum.
+
+    Gives what PyTorch autograd gives for ``unit_scaling.functional.conv1d``
+    when ``output.backward(grad_output)`` is called, without any autograd.
+
+    Parameters
+    ----------
+    grad_output : array, shape of conv1d's output
+        Gradient of a real loss with respect to the output; same dtype and
+        device as ``input``.
+    input, weight, bias
+        The forward pass's arrays (``bias`` may be ``None``).
+    stride, padding, dilation, groups, constraint, scale_power
+        The forward pass's arguments (keyword only).
+
+    Returns
+    -------
+    Conv1dGrads
+        ``(grad_input, grad_weight, grad_bias)``, shaped like ``input``,
+        ``weight`` and ``bias``; ``grad_bias`` is ``None`` without bias.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv1d`, and for a ``grad_output`` whose shape, dtype or
+        device does not match the output.
+
+    Notes
+    -----
+    The forward-only output scale has an identity backward, so the incoming
+    gradient :math:`\\delta` reaches the sums unscaled:
+
+    .. math::
+
+        \\nabla_x &= \\alpha_x \\sum_{j, k, l:\\, l s + k d = t + p_l}
+                   \\overline{w[g O_g + j, i, k]}\\, \\delta[n, g O_g + j, l] \\\\
+        \\nabla_w &= \\alpha_w \\sum_{n, l} \\delta[n, o, l]\\,
+                   \\overline{x_\\text{pad}[n, g C_g + i, l s + k d]} \\\\
+        \\nabla_b &= \\alpha_b \\sum_{n, l} \\delta[n, o, l]
+
+    The bars are complex conjugates: PyTorch's conjugate Wirtinger convention.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(8.0).reshape(1, 2, 4)
+    >>> w = np.ones((1, 2, 2))
+    >>> grads = conv1d_backward(np.ones((1, 1, 3)), x, w, np.zeros(1), constraint=None)
+    >>> grads.grad_bias   # (1 + 1 + 1) / sqrt(N * L_out) = 3 / sqrt(3)
+    array([1.73205081])
+    """
+    xp = check_arrays(input=input, weight=weight, bias=bias, grad_output=grad_output)
+    geometry = conv1d_geometry(
+        input.shape, weight.shape, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    _check_bias(bias, geometry)
+    if tuple(grad_output.shape) != geometry.output_shape:
+        raise ValueError(
+            f"grad_output must have the output's shape {geometry.output_shape}, "
+            f"got {tuple(grad_output.shape)}"
+        )
+    scales = scales_for_geometry(geometry, constraint, scale_power)
+    unbatched = not geometry.batched
+
+    delta = to_work(xp, grad_output, add_batch_axis=unbatched)
+    x = to_work(xp, input, add_batch_axis=unbatched)
+    x_pad = pad_input(xp, x, geometry.pad_left, geometry.pad_right)
+
+    grad_input = input_grad_padded(xp, delta, to_work(xp, weight), geometry) * scales.grad_input
+    grad_weight = weight_grad_padded(xp, delta, x_pad, geometry) * scales.grad_weight
+    grad_bias = None
+    if bias is not None:
+        grad_bias = from_work(xp, xp.sum(delta, axis=(0, 2)) * scales.grad_bias, bias.dtype)
+    return Conv1dGrads(
+        grad_input=from_work(xp, grad_input, input.dtype, drop_batch_axis=unbatched),
+        grad_weight=from_work(xp, grad_weight, weight.dtype),
+        grad_bias=grad_bias,
+    )
