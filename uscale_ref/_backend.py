@@ -44,8 +44,8 @@ def _describe(x: object) -> str:
 def check_arrays(**arrays: Array | None) -> Namespace:
     """Check named arrays against the dtype policy and return their namespace.
 
-    ``None`` values (an absent bias) are ignored. The first array given is the
-    reference for dtype and device.
+    ``bias`` may be ``None`` (it is then ignored); every other array is
+    required. The first array given is the reference for dtype and device.
 
     Raises
     ------
@@ -55,7 +55,9 @@ def check_arrays(**arrays: Array | None) -> Namespace:
     ValueError
         Arrays on different devices.
     """
-    present = {name: x for name, x in arrays.items() if x is not None}
+    present: dict[str, Array] = {
+        name: x for name, x in arrays.items() if not (name == "bias" and x is None)
+    }
     for name, x in present.items():
         if not array_api_compat.is_array_api_obj(x):
             raise TypeError(

@@ -113,9 +113,7 @@ def check_constraint(constraint: object) -> str | None:
     if constraint is None:
         return None
     if not isinstance(constraint, str):
-        raise TypeError(
-            f"constraint must be None or a string, got {type(constraint).__name__}"
-        )
+        raise TypeError(f"constraint must be None or a string, got {type(constraint).__name__}")
     if constraint != "" and constraint not in _CONSTRAINTS:
         expected = ", ".join(repr(name) for name in CONSTRAINT_NAMES)
         raise ValueError(f"constraint must be one of {expected}; got {constraint!r}")

@@ -62,9 +62,7 @@ def _taps(x_pad: Array, start: int, count: int, step: int) -> Array:
     return x_pad[..., start : start + (count - 1) * step + 1 : step]
 
 
-def _place(
-    xp: Namespace, values: Array, length: int, start: int, step: int = 1
-) -> Array:
+def _place(xp: Namespace, values: Array, length: int, start: int, step: int = 1) -> Array:
     """Zeros of last-axis ``length`` with ``values`` written at ``start, start + step, ...``."""
     shape = (*values.shape[:-1], length)
     zeros = xp.zeros(shape, dtype=values.dtype, device=device_of(values))
@@ -90,7 +88,7 @@ def _correlate(
     out_length: int,
 ) -> Array:
     """The forward sum over an already padded batched input; see the module docstring."""
-    batch, in_channels, _ = x_pad.shape
+    batch = x_pad.shape[0]
     out_channels, fan_in, kernel_size = weight.shape
     out_per_group = out_channels // groups
     # (G, O_g, C_g, K): one (O_g x C_g) matrix per group and tap.
@@ -110,9 +108,7 @@ def _correlate(
     return xp.reshape(output, (batch, out_channels, out_length))
 
 
-def forward_padded(
-    xp: Namespace, x_pad: Array, weight: Array, geometry: Conv1dGeometry
-) -> Array:
+def forward_padded(xp: Namespace, x_pad: Array, weight: Array, geometry: Conv1dGeometry) -> Array:
     """Forward correlation ``y`` of a padded ``(N, C, p_l + L + p_r)`` input, unscaled, no bias."""
     return _correlate(
         xp,
@@ -186,9 +182,7 @@ def weight_grad_padded(
         taps = _taps(x_pad, k * geometry.dilation, out_length, geometry.stride)
         taps = xp.reshape(taps, (batch, groups, fan_in, out_length))
         # (G, N * L_out, C_g)
-        taps = xp.reshape(
-            xp.permute_dims(taps, (1, 0, 3, 2)), (groups, batch * out_length, fan_in)
-        )
+        taps = xp.reshape(xp.permute_dims(taps, (1, 0, 3, 2)), (groups, batch * out_length, fan_in))
         per_tap.append(xp.matmul(delta, conj_if_complex(xp, taps)))
     grad_weight = xp.stack(per_tap, axis=-1)  # (G, O_g, C_g, K)
     return xp.reshape(grad_weight, (out_channels, fan_in, kernel_size))
@@ -197,6 +191,11 @@ def weight_grad_padded(
 # --------------------------------------------------------------------------
 # Public wrappers: checked arguments, batched or unbatched arrays, any dtype
 # of the policy in uscale_ref._backend.
+
+
+def _check_size(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
 
 
 def _grad_output_check(grad_output: Array, geometry: Conv1dGeometry) -> None:
@@ -295,6 +294,7 @@ def correlate_input_grad(
     array([[ 1., -1.,  0.,  0.]])
     """
     xp = check_arrays(grad_output=grad_output, weight=weight)
+    _check_size("input_length", input_length)
     if grad_output.ndim not in (2, 3):
         raise ValueError(
             f"grad_output must have 2 or 3 dimensions, got shape {tuple(grad_output.shape)}"
@@ -354,8 +354,7 @@ def correlate_weight_grad(
     array([[[1., 2.]]])
     """
     xp = check_arrays(grad_output=grad_output, input=input)
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
-        raise TypeError(f"kernel_size must be an int, got {type(kernel_size).__name__}")
+    _check_size("kernel_size", kernel_size)
     if grad_output.ndim != input.ndim:
         raise ValueError(
             f"grad_output and input must both be batched or both unbatched, got shapes "

@@ -27,8 +27,7 @@ class Conv1dGrads(NamedTuple):
 def _check_bias(bias: Array | None, geometry: Conv1dGeometry) -> None:
     if bias is not None and tuple(bias.shape) != (geometry.out_channels,):
         raise ValueError(
-            f"bias must have shape (C_out,) = ({geometry.out_channels},), "
-            f"got {tuple(bias.shape)}"
+            f"bias must have shape (C_out,) = ({geometry.out_channels},), got {tuple(bias.shape)}"
         )
 
 

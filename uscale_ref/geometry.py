@@ -204,9 +204,7 @@ def conv1d_geometry(
     if out_channels < 1 or fan_in < 1 or kernel_size < 1:
         raise ValueError(f"weight must have no empty dimension, got shape {weight_shape}")
     if in_channels % groups:
-        raise ValueError(
-            f"groups={groups} must divide the input channels C={in_channels}"
-        )
+        raise ValueError(f"groups={groups} must divide the input channels C={in_channels}")
     if out_channels % groups:
         raise ValueError(
             f"groups={groups} must divide the output channels weight.shape[0]={out_channels}"

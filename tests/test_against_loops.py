@@ -1,0 +1,83 @@
+"""conv1d and conv1d_backward against the plain-loop definitions, on every backend and dtype."""
+
+from __future__ import annotations
+
+import functools
+
+import cases
+import numpy as np
+import pytest
+import reference
+from tolerance import assert_within_rounding
+
+import uscale_ref
+
+
+@functools.cache
+def _expected(case_id: str, dtype: str, bias: bool):
+    x, w, b, g = cases.make_inputs(case_id, dtype, bias)
+    geo = cases.geometry(cases.spec(case_id))
+    return (x, w, b, g), reference.exact(x, w, b, g, geo)
+
+
+def _run(backend, case_id, dtype, bias):
+    if not backend.supports(dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
+    (x, w, b, g), expected = _expected(case_id, dtype, bias)
+    kwargs = cases.conv_kwargs(cases.spec(case_id))
+    xs, ws, gs = (backend.asarray(a) for a in (x, w, g))
+    bs = None if b is None else backend.asarray(b)
+    output = uscale_ref.conv1d(xs, ws, bs, **kwargs)
+    grads = uscale_ref.conv1d_backward(gs, xs, ws, bs, **kwargs)
+    return (xs, output, grads), expected
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("dtype", cases.DTYPES)
+@pytest.mark.parametrize("case_id", list(cases.CASES))
+def test_matches_loop_definition(backend, case_id, dtype, bias):
+    (xs, output, grads), expected = _run(backend, case_id, dtype, bias)
+    results = {"output": output, "grad_input": grads.grad_input, "grad_weight": grads.grad_weight}
+    if bias:
+        results["grad_bias"] = grads.grad_bias
+    else:
+        assert grads.grad_bias is None
+    assert set(results) == set(expected)
+    for name, value in results.items():
+        # Results keep the input's library, device and dtype.
+        assert value.dtype == xs.dtype, name
+        assert uscale_ref._backend.device_of(value) == uscale_ref._backend.device_of(xs), name
+        exact, magnitude, terms = expected[name]
+        assert_within_rounding(
+            backend.to_numpy(value), exact, magnitude, dtype, terms, what=f"{case_id} {name}"
+        )
+
+
+@pytest.mark.parametrize("case_id", ["basic", "everything", "unbatched_grouped_same"])
+@pytest.mark.parametrize(
+    "constraint", [None, "", "gmean", "hmean", "amean", "to_output_scale", "to_grad_input_scale"]
+)
+@pytest.mark.parametrize("scale_power", [(0.5, 0.5, 0.5), (1.0, 0.25, 0.75), (0.0, 0.0, 0.0)])
+def test_constraints_and_scale_power(case_id, constraint, scale_power):
+    x, w, b, g = cases.make_inputs(case_id, "float64")
+    case = cases.spec(case_id)
+    kwargs = cases.conv_kwargs(case)
+    expected = reference.exact(x, w, b, g, cases.geometry(case), constraint, scale_power)
+    output = uscale_ref.conv1d(x, w, b, **kwargs, constraint=constraint, scale_power=scale_power)
+    grads = uscale_ref.conv1d_backward(
+        g, x, w, b, **kwargs, constraint=constraint, scale_power=scale_power
+    )
+    for name, value in [("output", output), *zip(grads._fields, grads, strict=True)]:
+        exact, magnitude, terms = expected[name]
+        assert_within_rounding(value, exact, magnitude, np.float64, terms, what=name)
+
+
+def test_unbatched_equals_batch_of_one(backend):
+    x, w, b, g = cases.make_inputs("unbatched", "float32")
+    kwargs = cases.conv_kwargs(cases.spec("unbatched"))
+    xs, ws, bs, gs = (backend.asarray(a) for a in (x, w, b, g))
+    single = uscale_ref.conv1d(xs, ws, bs, **kwargs)
+    batch = uscale_ref.conv1d(backend.asarray(x[None]), ws, bs, **kwargs)
+    np.testing.assert_array_equal(backend.to_numpy(single), backend.to_numpy(batch)[0])
+    grads = uscale_ref.conv1d_backward(gs, xs, ws, bs, **kwargs)
+    assert tuple(grads.grad_input.shape) == x.shape

@@ -1,0 +1,98 @@
+"""Command line: ``uscale-ref demo`` (also ``python -m uscale_ref demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from .functional import conv1d, conv1d_backward
+from .scales import conv1d_scales
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Run one unit-scaled conv1d forward and backward on unit-normal data and report it."""
+    rng = np.random.default_rng(args.seed)
+    dtype = np.dtype(args.dtype)
+    groups = args.groups
+    x = rng.standard_normal((args.batch, args.channels, args.length)).astype(dtype)
+    w = rng.standard_normal((args.out_channels, args.channels // groups, args.kernel)).astype(dtype)
+    b = rng.standard_normal(args.out_channels).astype(dtype)
+    kwargs = {
+        "stride": args.stride,
+        "padding": args.padding if args.padding in ("same", "valid") else int(args.padding),
+        "dilation": args.dilation,
+        "groups": groups,
+        "constraint": None if args.constraint == "none" else args.constraint,
+    }
+    start = time.perf_counter()
+    y = conv1d(x, w, b, **kwargs)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    grads = conv1d_backward(g, x, w, b, **kwargs)
+    elapsed = time.perf_counter() - start
+    scales = conv1d_scales(x.shape, w.shape, **kwargs)
+
+    print(f"unit-scaled conv1d, {dtype}: input {x.shape}, weight {w.shape} -> output {y.shape}")
+    print(", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
+    print(f"{'tensor':<12}{'scale':>12}{'std':>10}")
+    rows = [
+        ("output", scales.output, y),
+        ("grad_input", scales.grad_input, grads.grad_input),
+        ("grad_weight", scales.grad_weight, grads.grad_weight),
+        ("grad_bias", scales.grad_bias, grads.grad_bias),
+    ]
+    for name, scale, value in rows:
+        print(f"{name:<12}{scale:>12.6g}{float(np.std(value)):>10.4f}")
+    print(f"forward + backward took {elapsed * 1e3:.1f} ms")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uscale-ref", description="Reference unit-scaled conv1d (uscale_ref)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="forward and backward on unit-normal data; prints scales and stds",
+        description="Defaults are upstream's own statistical test shape.",
+    )
+    demo.add_argument("--batch", type=int, default=64)
+    demo.add_argument("--channels", type=int, default=192)
+    demo.add_argument("--out-channels", type=int, default=320)
+    demo.add_argument("--kernel", type=int, default=11)
+    demo.add_argument("--length", type=int, default=448)
+    demo.add_argument("--stride", type=int, default=1)
+    demo.add_argument("--padding", default="0", help="an int, 'valid' or 'same'")
+    demo.add_argument("--dilation", type=int, default=1)
+    demo.add_argument("--groups", type=int, default=1)
+    demo.add_argument(
+        "--constraint",
+        default="to_output_scale",
+        choices=["none", "gmean", "hmean", "amean", "to_output_scale", "to_grad_input_scale"],
+    )
+    demo.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float16", "float32", "float64", "complex64", "complex128"],
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ValueError, TypeError) as error:
+        print(f"uscale-ref: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
