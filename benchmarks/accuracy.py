@@ -15,15 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import cases  # noqa: E402
-import numpy as np  # noqa: E402
-import reference  # noqa: E402
-from tolerance import unit_roundoff  # noqa: E402
+import cases
+import numpy as np
+import reference
+from tolerance import unit_roundoff
 
-import uscale_ref  # noqa: E402
+import uscale_ref
 
 try:
-    import test_upstream as upstream  # noqa: E402  (needs torch + unit-scaling)
+    import test_upstream as upstream
 except Exception:  # pragma: no cover - optional
     upstream = None
 
