@@ -1,4 +1,7 @@
-"""Command line: ``uscale-ref demo`` (also ``python -m uscale_ref demo``)."""
+"""Command line: ``uscale-ref demo`` and ``uscale-ref golden generate|verify|check``.
+
+Also available as ``python -m uscale_ref``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import numpy as np
 
 from .functional import conv1d, conv1d_backward
 from .scales import conv1d_scales
+
+DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -50,6 +55,41 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _golden_generate(args: argparse.Namespace) -> int:
+    from . import golden
+
+    ids = golden.generate(args.out, suite=args.suite, dtypes=args.dtype, pattern=args.filter)
+    print(f"wrote {len(ids)} cases and manifest.json to {args.out}")
+    return 0
+
+
+def _golden_verify(args: argparse.Namespace) -> int:
+    from . import golden
+
+    directory = args.directory or golden.default_dir()
+    problems = golden.verify(directory)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"verify: {len(problems)} problem(s) in {directory}", file=sys.stderr)
+        return 1
+    print(f"verify: every case in {directory} matches its sha256 and regenerates byte for byte")
+    return 0
+
+
+def _golden_check(args: argparse.Namespace) -> int:
+    from . import golden
+
+    reports, problems = golden.check_directory(args.results, args.golden)
+    if reports:
+        print(golden.format_table(reports))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    failed = sum(not report.passed for _, report in reports)
+    print(f"check: {len(reports) - failed} passed, {failed} failed, {len(problems)} problem(s)")
+    return 1 if failed or problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uscale-ref", description="Reference unit-scaled conv1d (uscale_ref)."
@@ -81,6 +121,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
+
+    golden = commands.add_parser("golden", help="golden fixtures: generate, verify, check")
+    golden_commands = golden.add_subparsers(dest="golden_command", required=True)
+    generate = golden_commands.add_parser(
+        "generate", help="write fixtures and a manifest (byte for byte reproducible)"
+    )
+    generate.add_argument("--out", required=True, help="output folder")
+    generate.add_argument("--suite", default="standard", choices=["standard", "large"])
+    generate.add_argument(
+        "--dtype",
+        action="append",
+        choices=list(DTYPES),
+        help="only this dtype (repeatable)",
+    )
+    generate.add_argument("--filter", help="only case ids matching this glob, e.g. 'c128_*same*'")
+    generate.set_defaults(handler=_golden_generate)
+    verify = golden_commands.add_parser(
+        "verify", help="check sha256 sums and regenerate every case; non-zero exit on a difference"
+    )
+    verify.add_argument("directory", nargs="?", help="golden folder (default: the committed one)")
+    verify.set_defaults(handler=_golden_verify)
+    check = golden_commands.add_parser(
+        "check", help="judge another implementation's results (<case_id>.npz files)"
+    )
+    check.add_argument("results", help="folder of <case_id>.npz holding output/grad_* arrays")
+    check.add_argument("--golden", help="golden folder (default: the committed one)")
+    check.set_defaults(handler=_golden_check)
     return parser
 
 
@@ -89,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"uscale-ref: error: {error}", file=sys.stderr)
         return 2
 

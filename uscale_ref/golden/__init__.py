@@ -1,0 +1,35 @@
+"""Golden fixtures: expected conv1d results for other implementations to test against.
+
+>>> from uscale_ref import golden
+>>> len(golden.cases()) >= 150
+True
+>>> case = golden.load("f64_g2_k3")
+>>> sorted(case.expected)
+['grad_bias', 'grad_input', 'grad_weight', 'output']
+
+See ``docs/golden-format.md`` for the file format.
+"""
+
+from .compare import ArrayReport, assert_matches, check_directory, compare, format_table
+from .fixture import FORMAT_VERSION, Fixture, GoldenFileError, read
+from .store import cases, default_dir, generate, load, verify
+from .suite import CaseSpec, suite_specs
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ArrayReport",
+    "CaseSpec",
+    "Fixture",
+    "GoldenFileError",
+    "assert_matches",
+    "cases",
+    "check_directory",
+    "compare",
+    "default_dir",
+    "format_table",
+    "generate",
+    "load",
+    "read",
+    "suite_specs",
+    "verify",
+]

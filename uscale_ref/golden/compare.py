@@ -1,0 +1,162 @@
+"""Judging another implementation's results against a fixture, in units of rounding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .fixture import RESULT_NAMES, Fixture, GoldenFileError, unit_roundoff
+from .store import load
+
+
+@dataclass(frozen=True)
+class ArrayReport:
+    """How one result array compares with its expected value."""
+
+    name: str
+    max_abs_error: float
+    max_units: float  # worst |actual - expected| / (u * error_scale)
+    allowed_units: float
+    worst_index: tuple[int, ...]
+    actual_at_worst: complex
+    expected_at_worst: complex
+
+    @property
+    def passed(self) -> bool:
+        return self.max_units <= self.allowed_units
+
+
+def compare_array(fixture: Fixture, name: str, actual: npt.ArrayLike) -> ArrayReport:
+    """Compare one result array with the fixture; shape and dtype must match exactly."""
+    if name not in fixture.expected:
+        raise ValueError(
+            f"{fixture.id}: no expected {name!r} in this case (it has {sorted(fixture.expected)})"
+        )
+    expected = fixture.expected[name]
+    actual = np.asarray(actual)
+    if actual.shape != expected.shape:
+        raise ValueError(
+            f"{fixture.id}: {name} has shape {actual.shape}, expected {expected.shape}"
+        )
+    if actual.dtype != expected.dtype:
+        raise TypeError(f"{fixture.id}: {name} has dtype {actual.dtype}, expected {expected.dtype}")
+    wide = np.complex128 if expected.dtype.kind == "c" else np.float64
+    error = np.abs(actual.astype(wide) - expected.astype(wide))
+    unit = unit_roundoff(fixture.dtype) * fixture.error_scale(name)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Where the error scale is 0 the exact value is 0: any error is infinite.
+        units = np.where(error == 0, 0.0, error / unit)
+    units = np.where(np.isnan(units), np.inf, units)
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(units), units.shape))
+    return ArrayReport(
+        name=name,
+        max_abs_error=float(np.max(error)),
+        max_units=float(units[worst]),
+        allowed_units=fixture.tolerance_units(name),
+        worst_index=worst,
+        actual_at_worst=complex(actual[worst]),
+        expected_at_worst=complex(expected[worst]),
+    )
+
+
+def compare(fixture: Fixture, **results: Any) -> list[ArrayReport]:
+    """Reports for every result given (``output=``, ``grad_input=``, ...; None is skipped)."""
+    unknown = set(results) - set(RESULT_NAMES)
+    if unknown:
+        raise TypeError(f"unknown result names {sorted(unknown)}; expected some of {RESULT_NAMES}")
+    return [
+        compare_array(fixture, name, value) for name, value in results.items() if value is not None
+    ]
+
+
+def assert_matches(case: Fixture | str, **results: Any) -> None:
+    """Assert that results match a golden case within its recommended tolerance.
+
+    Parameters
+    ----------
+    case : Fixture or str
+        A loaded fixture or a case id (loaded from the default golden folder).
+    **results
+        Any of ``output``, ``grad_input``, ``grad_weight``, ``grad_bias`` as
+        NumPy-convertible arrays of the case's shape and dtype.
+
+    Raises
+    ------
+    AssertionError
+        Naming the array, the worst element, its value, the expected value
+        and the error in units of ``u * error_scale``.
+    """
+    fixture = case if isinstance(case, Fixture) else load(case)
+    if not results:
+        raise TypeError("assert_matches needs at least one result array")
+    failures = [report for report in compare(fixture, **results) if not report.passed]
+    if failures:
+        lines = [
+            f"{fixture.id}: {r.name}[{', '.join(map(str, r.worst_index))}] = "
+            f"{r.actual_at_worst!r}, expected {r.expected_at_worst!r} "
+            f"(|error| {r.max_abs_error:.3g} is {r.max_units:.3g} units of rounding, "
+            f"allowed {r.allowed_units:g})"
+            for r in failures
+        ]
+        raise AssertionError("\n".join(lines))
+
+
+def check_directory(
+    results_dir: Path | str, golden_dir: Path | str | None = None
+) -> tuple[list[tuple[str, ArrayReport]], list[str]]:
+    """Compare every ``<case_id>.npz`` in ``results_dir`` with the goldens.
+
+    Returns the reports (case id, report) and the problems that stopped a
+    comparison (unknown id, unreadable file, wrong shape or dtype, ...).
+    Nothing in either folder is modified.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise GoldenFileError(f"{results_dir}: not a directory")
+    reports: list[tuple[str, ArrayReport]] = []
+    problems: list[str] = []
+    files = sorted(results_dir.glob("*.npz"))
+    if not files:
+        problems.append(f"{results_dir}: no .npz result files")
+    for path in files:
+        case_id = path.stem
+        try:
+            fixture = load(case_id, golden_dir)
+        except (ValueError, GoldenFileError) as error:
+            problems.append(f"{path}: {error}")
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                given = {name: archive[name] for name in archive.files}
+        except (OSError, ValueError, EOFError, KeyError) as error:
+            problems.append(f"{path}: not a readable npz ({error})")
+            continue
+        if not all(isinstance(value, np.ndarray) for value in given.values()):
+            problems.append(f"{path}: holds a member that is not an .npy array")
+            continue
+        unknown = sorted(set(given) - set(RESULT_NAMES))
+        if unknown or not given:
+            problems.append(f"{path}: holds {sorted(given)}; expected some of {list(RESULT_NAMES)}")
+            continue
+        try:
+            reports.extend((case_id, report) for report in compare(fixture, **given))
+        except (TypeError, ValueError) as error:
+            problems.append(f"{path}: {error}")
+    return reports, problems
+
+
+def format_table(reports: list[tuple[str, ArrayReport]]) -> str:
+    """A plain-text table: one row per (case, array)."""
+    header = f"{'case':<36} {'array':<12} {'max |err|':>11} {'units':>9} {'allowed':>8}  result"
+    rows = [header, "-" * len(header)]
+    for case_id, r in reports:
+        verdict = "pass" if r.passed else "FAIL"
+        rows.append(
+            f"{case_id:<36} {r.name:<12} {r.max_abs_error:>11.3g} {r.max_units:>9.3g} "
+            f"{r.allowed_units:>8g}  {verdict}"
+        )
+    return "\n".join(rows)

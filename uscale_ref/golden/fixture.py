@@ -1,0 +1,269 @@
+"""The fixture file format: build, write (byte for byte reproducibly) and read one case.
+
+A fixture is a plain, uncompressed ``.npz`` (a ZIP archive of ``.npy``
+files) with no pickled objects. Arrays:
+
+``input``, ``weight``, ``bias`` (when present), ``grad_output``
+    the inputs, in the case's dtype;
+``output``, ``grad_input``, ``grad_weight``, ``grad_bias`` (when present)
+    the expected results, in the case's dtype, correctly rounded from
+    double-double sums;
+``error_scale_<name>`` for each expected array
+    float64, the element-wise magnitude ``|scale| * (|w| * |x| + |b|)`` of
+    the terms that make up the result (``|re| + |im|`` for complex);
+``metadata``
+    uint8, UTF-8 JSON text (see :func:`build`).
+
+The ZIP members carry a fixed timestamp and are stored uncompressed, so the
+same case gives the same bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import __version__
+from ..geometry import conv1d_geometry
+from ..scales import scales_for_geometry
+from . import exact
+from .inputs import draw, seed_for
+from .suite import CaseSpec
+
+FORMAT_VERSION = 1
+INPUT_NAMES = ("input", "weight", "bias", "grad_output")
+RESULT_NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+class GoldenFileError(ValueError):
+    """A fixture or manifest that is missing, corrupt, tampered with or inconsistent."""
+
+
+def unit_roundoff(dtype: str) -> float:
+    """Half the machine epsilon of the dtype (of its real part for complex)."""
+    return float(np.finfo(np.dtype(dtype)).eps) / 2
+
+
+def _terms(spec: CaseSpec, out_length: int) -> dict[str, int]:
+    """How many products each result element sums (at most)."""
+    batch = spec.batch_size or 1
+    return {
+        "output": (spec.in_channels // spec.groups) * spec.kernel_size + int(spec.bias),
+        "grad_input": (spec.out_channels // spec.groups) * spec.kernel_size,
+        "grad_weight": batch * out_length,
+        "grad_bias": batch * out_length,
+    }
+
+
+def tolerance_units(dtype: str, terms: int) -> float:
+    """Recommended bound on ``|actual - expected| / (u * error_scale)``.
+
+    A sum of ``n`` products accumulated in the fixture's own dtype, in any
+    order, is within about ``n u`` of exact in units of the error scale
+    (Higham, Accuracy and Stability of Numerical Algorithms, 3.1); add one
+    ``u`` for a scale multiplication and one for the final rounding, and
+    double it for complex products.
+    """
+    factor = 2.0 if np.dtype(dtype).kind == "c" else 1.0
+    return factor * (terms + 2)
+
+
+def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    """The arrays and metadata of one case (nothing is written)."""
+    dtype = np.dtype(spec.dtype)
+    geometry = conv1d_geometry(
+        spec.input_shape,
+        spec.weight_shape,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
+    )
+    scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "input": draw(spec.id, "input", spec.input_shape, dtype),
+        "weight": draw(spec.id, "weight", spec.weight_shape, dtype),
+    }
+    if spec.bias:
+        arrays["bias"] = draw(spec.id, "bias", (spec.out_channels,), dtype)
+    arrays["grad_output"] = draw(spec.id, "grad_output", geometry.output_shape, dtype)
+
+    batched = spec.batch_size is not None
+
+    def as_batch(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a if batched else a[None]
+
+    results = exact.expected_results(
+        as_batch(arrays["input"]),
+        arrays["weight"],
+        arrays.get("bias"),
+        as_batch(arrays["grad_output"]),
+        geometry,
+        scales,
+    )
+    for name, (value, error_scale) in results.items():
+        if not batched and name in ("output", "grad_input"):
+            value, error_scale = value[0], error_scale[0]
+        arrays[name] = value
+        arrays[f"error_scale_{name}"] = error_scale
+
+    terms = {k: v for k, v in _terms(spec, geometry.out_length).items() if k in results}
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "id": spec.id,
+        "suite": spec.suite,
+        "dtype": spec.dtype,
+        "function": "unit_scaling.functional.conv1d (forward) and its autograd backward",
+        "arguments": {
+            "stride": _json_argument(spec.stride),
+            "padding": _json_argument(spec.padding),
+            "dilation": _json_argument(spec.dilation),
+            "groups": spec.groups,
+            "constraint": spec.constraint,
+            "scale_power": list(spec.scale_power),
+        },
+        "resolved": {
+            "pad_left": geometry.pad_left,
+            "pad_right": geometry.pad_right,
+            "out_length": geometry.out_length,
+            "batched": batched,
+            "has_bias": spec.bias,
+        },
+        "shapes": {
+            name: list(arrays[name].shape) for name in INPUT_NAMES + RESULT_NAMES if name in arrays
+        },
+        "scales": scales._asdict(),
+        "seeds": {name: seed_for(spec.id, name) for name in INPUT_NAMES if name in arrays},
+        "generator": f"uscale_ref {__version__}: SplitMix64 + 4-term Irwin-Hall inputs; "
+        "double-double sums rounded once",
+        "tolerance": {
+            "rule": "abs(actual - expected) <= units * unit_roundoff * error_scale, element-wise",
+            "unit_roundoff": unit_roundoff(spec.dtype),
+            "terms": terms,
+            "units": {name: tolerance_units(spec.dtype, n) for name, n in terms.items()},
+        },
+    }
+    return arrays, metadata
+
+
+def _json_argument(value: object) -> object:
+    """Tuples become one-element JSON lists, so a reader can tell ``(1,)`` from ``1``."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def python_argument(value: object) -> object:
+    """Inverse of the JSON form: a list becomes a tuple."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def to_bytes(arrays: dict[str, npt.NDArray[Any]], metadata: dict[str, Any]) -> bytes:
+    """The fixture file's bytes: a reproducible, uncompressed npz."""
+    text = json.dumps(metadata, sort_keys=True, indent=1).encode()
+    members = {**arrays, "metadata": np.frombuffer(text, dtype=np.uint8)}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in members.items():
+            payload = io.BytesIO()
+            np.lib.format.write_array(
+                payload, np.ascontiguousarray(array), version=(1, 0), allow_pickle=False
+            )
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, payload.getvalue())
+    return buffer.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """One loaded golden case."""
+
+    id: str
+    metadata: dict[str, Any]
+    arrays: dict[str, npt.NDArray[Any]]
+
+    @property
+    def dtype(self) -> str:
+        return str(self.metadata["dtype"])
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`uscale_ref.conv1d` / ``conv1d_backward``."""
+        arguments = dict(self.metadata["arguments"])
+        for name in ("stride", "padding", "dilation"):
+            arguments[name] = python_argument(arguments[name])
+        arguments["scale_power"] = tuple(arguments["scale_power"])
+        return arguments
+
+    @property
+    def inputs(self) -> dict[str, npt.NDArray[Any] | None]:
+        """``input``, ``weight``, ``bias`` (None when absent), ``grad_output``."""
+        return {name: self.arrays.get(name) for name in INPUT_NAMES}
+
+    @property
+    def expected(self) -> dict[str, npt.NDArray[Any]]:
+        return {name: self.arrays[name] for name in RESULT_NAMES if name in self.arrays}
+
+    def error_scale(self, name: str) -> npt.NDArray[np.float64]:
+        return self.arrays[f"error_scale_{name}"]
+
+    def tolerance_units(self, name: str) -> float:
+        return float(self.metadata["tolerance"]["units"][name])
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def read(path: Path | str) -> Fixture:
+    """Load a fixture file without ever unpickling; raise GoldenFileError on any problem."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise GoldenFileError(f"{path}: no such fixture file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        raise GoldenFileError(f"{path}: not a readable fixture ({error})") from None
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise GoldenFileError(f"{path}: member {name!r} is not an .npy array")
+    if "metadata" not in arrays:
+        raise GoldenFileError(f"{path}: has no 'metadata' array")
+    try:
+        metadata = json.loads(arrays.pop("metadata").tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise GoldenFileError(f"{path}: metadata is not UTF-8 JSON ({error})") from None
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise GoldenFileError(
+            f"{path}: format_version {metadata.get('format_version')!r}, "
+            f"this reader knows {FORMAT_VERSION}"
+        )
+    required = ["input", "weight", "grad_output", "output", "grad_input", "grad_weight"]
+    if metadata.get("resolved", {}).get("has_bias"):
+        required += ["bias", "grad_bias"]
+    for name in required:
+        if name not in arrays:
+            raise GoldenFileError(f"{path}: missing array {name!r}")
+        shape = metadata.get("shapes", {}).get(name)
+        if shape is not None and list(arrays[name].shape) != shape:
+            raise GoldenFileError(
+                f"{path}: array {name!r} has shape {arrays[name].shape}, metadata says {shape}"
+            )
+        if arrays[name].dtype != np.dtype(metadata["dtype"]):
+            raise GoldenFileError(
+                f"{path}: array {name!r} has dtype {arrays[name].dtype}, "
+                f"metadata says {metadata['dtype']}"
+            )
+    return Fixture(id=str(metadata.get("id", path.stem)), metadata=metadata, arrays=arrays)

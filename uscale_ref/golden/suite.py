@@ -1,0 +1,245 @@
+"""The golden cases as data: one declarative spec per case, with a readable stable id.
+
+A case id is built from the spec: the dtype's short name, then one token per
+argument that differs from the default, e.g. ``c128_g2_s2_d2_p1_k4``:
+
+=============  =================================================
+token          meaning
+=============  =================================================
+``f16`` ...    dtype: f16, f32, f64, c64, c128
+``k4``         kernel length K (always present)
+``s2``         stride 2 (``st2`` when given as the tuple ``(2,)``)
+``d2``         dilation 2 (``dt2`` for the tuple ``(2,)``)
+``p1``         padding 1; ``pt1`` for the tuple ``(1,)``; ``valid``; ``same``
+``g2``         groups 2 (``dw`` when depthwise, groups == C == C_out)
+``ub``         unbatched input ``(C, L)``
+``nobias``     no bias
+``none`` ...   constraint other than the default (``none`` for None)
+``pw...``      scale_power other than (0.5, 0.5, 0.5)
+``n3c8o8l40``  sizes other than the defaults N=2, C=4, C_out=6 (o), L=16
+=============  =================================================
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+DTYPE_TOKENS = {
+    "float16": "f16",
+    "float32": "f32",
+    "float64": "f64",
+    "complex64": "c64",
+    "complex128": "c128",
+}
+DTYPES = tuple(DTYPE_TOKENS)
+
+DEFAULT_SHAPE = {"N": 2, "C": 4, "O": 6, "L": 16}
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """Everything that defines one golden case."""
+
+    dtype: str
+    kernel_size: int
+    batch_size: int | None = 2  # None: unbatched
+    in_channels: int = 4
+    out_channels: int = 6
+    length: int = 16
+    stride: int | tuple[int] = 1
+    padding: int | tuple[int] | str = 0
+    dilation: int | tuple[int] = 1
+    groups: int = 1
+    bias: bool = True
+    constraint: str | None = "to_output_scale"
+    scale_power: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    suite: str = field(default="standard", compare=False)
+
+    @property
+    def conv_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`uscale_ref.conv1d` and ``conv1d_backward``."""
+        return {
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+            "constraint": self.constraint,
+            "scale_power": self.scale_power,
+        }
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        inner = (self.in_channels, self.length)
+        return inner if self.batch_size is None else (self.batch_size, *inner)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int]:
+        return (self.out_channels, self.in_channels // self.groups, self.kernel_size)
+
+    @property
+    def id(self) -> str:
+        tokens = [DTYPE_TOKENS[self.dtype]]
+        shape = {
+            "N": self.batch_size,
+            "C": self.in_channels,
+            "O": self.out_channels,
+            "L": self.length,
+        }
+        if self.batch_size is None:
+            tokens.append("ub")
+            shape["N"] = DEFAULT_SHAPE["N"]
+        changed = "".join(f"{k.lower()}{v}" for k, v in shape.items() if DEFAULT_SHAPE[k] != v)
+        if changed:
+            tokens.append(changed)
+        depthwise = self.groups == self.in_channels == self.out_channels and self.groups > 1
+        if depthwise:
+            tokens.append("dw")
+        elif self.groups != 1:
+            tokens.append(f"g{self.groups}")
+        for value, letter in ((self.stride, "s"), (self.dilation, "d")):
+            if isinstance(value, tuple):
+                tokens.append(f"{letter}t{value[0]}")
+            elif value != 1:
+                tokens.append(f"{letter}{value}")
+        if isinstance(self.padding, str):
+            tokens.append(self.padding)
+        elif isinstance(self.padding, tuple):
+            tokens.append(f"pt{self.padding[0]}")
+        elif self.padding:
+            tokens.append(f"p{self.padding}")
+        tokens.append(f"k{self.kernel_size}")
+        if not self.bias:
+            tokens.append("nobias")
+        if self.constraint != "to_output_scale":
+            tokens.append(self.constraint or "none")
+        if self.scale_power != (0.5, 0.5, 0.5):
+            tokens.append("pw" + "-".join(f"{p:g}" for p in self.scale_power))
+        return "_".join(tokens)
+
+
+# The geometries every dtype gets: each dict overrides CaseSpec's defaults.
+_GEOMETRIES: list[dict[str, Any]] = [
+    {"kernel_size": 3},
+    {"kernel_size": 1},
+    {"kernel_size": 5, "padding": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": 2, "stride": 5},  # stride longer than the kernel: skipped inputs
+    {"kernel_size": 4, "stride": 3, "dilation": 2, "padding": 2},
+    {"kernel_size": 3, "stride": (2,), "padding": (1,), "dilation": (2,)},
+    {"kernel_size": 3, "padding": "valid"},
+    {"kernel_size": 3, "padding": "same"},  # total padding 2: symmetric
+    {"kernel_size": 4, "padding": "same"},  # total 3: the extra zero on the right
+    {"kernel_size": 4, "padding": "same", "dilation": 2},  # total 6
+    {"kernel_size": 4, "padding": "same", "dilation": 3},  # total 9
+    {"kernel_size": 2, "padding": "same"},  # total 1: all on the right
+    {"kernel_size": 3, "dilation": 2},
+    {"kernel_size": 3, "dilation": 3, "padding": 3},
+    {"kernel_size": 3, "groups": 2},
+    {"kernel_size": 4, "groups": 2, "stride": 2, "dilation": 2, "padding": 1},
+    {"kernel_size": 3, "groups": 4, "out_channels": 4, "padding": 1},  # depthwise
+    {"kernel_size": 4, "groups": 4, "out_channels": 4, "padding": "same"},
+    {"kernel_size": 3, "groups": 4, "out_channels": 8},  # channel multiplier 2
+    {"kernel_size": 3, "groups": 2, "out_channels": 2},  # one output channel per group
+    {"kernel_size": 5, "length": 5},  # output of length 1
+    {"kernel_size": 3, "length": 6, "stride": 4},  # output of length 1, strided
+    {"kernel_size": 3, "length": 3, "padding": 4},  # padding longer than the input
+    {"kernel_size": 3, "batch_size": None, "padding": 1},
+    {"kernel_size": 4, "batch_size": None, "padding": "same", "groups": 2},
+    {"kernel_size": 3, "batch_size": None, "stride": 2, "dilation": 2},
+    {"kernel_size": 3, "bias": False},
+    {"kernel_size": 3, "bias": False, "groups": 2, "stride": 2},
+    {"kernel_size": 3, "constraint": None},
+    {"kernel_size": 3, "constraint": "gmean", "stride": 2},
+    {"kernel_size": 3, "constraint": "hmean", "groups": 2},
+    {"kernel_size": 3, "constraint": "amean", "padding": 1},
+    {"kernel_size": 3, "constraint": "to_grad_input_scale", "stride": 2},
+    {"kernel_size": 3, "scale_power": (1.0, 0.25, 0.75)},
+    {"kernel_size": 3, "scale_power": (0.0, 0.0, 0.0), "constraint": None},
+    {
+        "kernel_size": 7,
+        "batch_size": 3,
+        "in_channels": 8,
+        "out_channels": 8,
+        "length": 40,
+        "padding": 3,
+        "groups": 2,
+    },
+]
+
+# Larger shapes, generated on demand (not committed): fixtures for kernels
+# whose blocking only shows on longer rows and more channels.
+_LARGE: list[dict[str, Any]] = [
+    {
+        "kernel_size": 9,
+        "batch_size": 4,
+        "in_channels": 16,
+        "out_channels": 16,
+        "length": 512,
+        "padding": 4,
+    },
+    {
+        "kernel_size": 5,
+        "batch_size": 4,
+        "in_channels": 32,
+        "out_channels": 32,
+        "length": 256,
+        "padding": "same",
+        "groups": 32,
+    },
+    {
+        "kernel_size": 4,
+        "batch_size": 2,
+        "in_channels": 16,
+        "out_channels": 32,
+        "length": 1024,
+        "stride": 4,
+    },
+    {
+        "kernel_size": 3,
+        "batch_size": 2,
+        "in_channels": 16,
+        "out_channels": 16,
+        "length": 512,
+        "dilation": 8,
+        "padding": 8,
+        "groups": 4,
+    },
+]
+
+SUITES = {"standard": _GEOMETRIES, "large": _LARGE}
+
+
+def suite_specs(suite: str = "standard") -> list[CaseSpec]:
+    """Every case of a suite, all dtypes, in a fixed order."""
+    if suite not in SUITES:
+        raise ValueError(f"suite must be one of {sorted(SUITES)}, got {suite!r}")
+    specs = [
+        CaseSpec(dtype=dtype, suite=suite, **geometry)
+        for geometry in SUITES[suite]
+        for dtype in DTYPES
+    ]
+    ids = [spec.id for spec in specs]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:  # pragma: no cover - guards the table above
+        raise RuntimeError(f"duplicate golden case ids: {sorted(duplicates)}")
+    return specs
+
+
+def select(
+    specs: Iterable[CaseSpec],
+    dtypes: Iterable[str] | None = None,
+    pattern: str | None = None,
+) -> list[CaseSpec]:
+    """The specs of the given dtypes whose id matches a shell-style ``pattern``."""
+    wanted = None if dtypes is None else set(dtypes)
+    if wanted is not None and not wanted <= set(DTYPES):
+        raise ValueError(f"dtype must be among {list(DTYPES)}, got {sorted(wanted - set(DTYPES))}")
+    return [
+        spec
+        for spec in specs
+        if (wanted is None or spec.dtype in wanted)
+        and (pattern is None or fnmatch.fnmatchcase(spec.id, pattern))
+    ]
