@@ -81,3 +81,48 @@ def test_unbatched_equals_batch_of_one(backend):
     np.testing.assert_array_equal(backend.to_numpy(single), backend.to_numpy(batch)[0])
     grads = uscale_ref.conv1d_backward(gs, xs, ws, bs, **kwargs)
     assert tuple(grads.grad_input.shape) == x.shape
+
+
+@pytest.mark.parametrize("workspace_bytes", [1, 3000, 40_000])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "complex128"])
+@pytest.mark.parametrize("case_id", list(cases.CASES))
+def test_blocked_paths_match_loop_definition(case_id, dtype, workspace_bytes):
+    """Small workspaces force many blocks (down to length 1): every block edge is exercised."""
+    from uscale_ref.config import workspace
+
+    with workspace(workspace_bytes):
+        (_, output, grads), expected = _run(conftest_numpy(), case_id, dtype, True)
+    results = {"output": output, **grads._asdict()}
+    for name, (exact, magnitude, terms) in expected.items():
+        assert_within_rounding(results[name], exact, magnitude, dtype, terms, what=name)
+
+
+def conftest_numpy():
+    from conftest import Backend
+
+    return Backend("numpy", np)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param({"_SMALL_CONTRACTION": 10**6}, id="broadcast-products"),
+        pytest.param({"_SMALL_CONTRACTION": 1, "_IM2COL_BELOW": 10**6}, id="im2col"),
+        pytest.param({"_SMALL_CONTRACTION": 1, "_IM2COL_BELOW": 1}, id="per-tap-matmul"),
+    ],
+)
+@pytest.mark.parametrize("dtype", ["float32", "complex128"])
+@pytest.mark.parametrize("case_id", list(cases.CASES))
+def test_every_kernel_path_matches_loop_definition(monkeypatch, case_id, dtype, path):
+    """Each arithmetic path of the kernels, forced on every case, with small blocks."""
+    from uscale_ref import primitives
+    from uscale_ref.config import workspace
+
+    for name, value in path.items():
+        monkeypatch.setattr(primitives, name, value)
+    for nbytes in (2000, 2**30):
+        with workspace(nbytes):
+            (_, output, grads), expected = _run(conftest_numpy(), case_id, dtype, True)
+        results = {"output": output, **grads._asdict()}
+        for name, (exact, magnitude, terms) in expected.items():
+            assert_within_rounding(results[name], exact, magnitude, dtype, terms, what=name)

@@ -65,3 +65,14 @@ def test_python_dash_m():
         check=True,
     )
     assert "output (1, 2, 8)" in result.stdout
+
+
+def test_bench_quick_runs(capsys):
+    assert main(["bench", "--only", "tiny", "--repeats", "1", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    assert "2,8,64,8,3,1,1,1,1,f32 tiny" in out and "GFLOP/s" in out
+
+
+def test_bench_rejects_unknown_shape(capsys):
+    assert main(["bench", "--only", "no such shape"]) == 2
+    assert "no benchmark shape" in capsys.readouterr().err

@@ -199,8 +199,8 @@ def test_refused_before_any_work(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("arithmetic reached")
 
-    monkeypatch.setattr(functional, "forward_padded", fail)
-    monkeypatch.setattr(functional, "input_grad_padded", fail)
+    monkeypatch.setattr(functional, "forward_blocks", fail)
+    monkeypatch.setattr(functional, "input_grad_blocks", fail)
     for _, changes, error, _ in BAD_CALLS:
         for function in ("forward", "backward"):
             with pytest.raises(error):

@@ -17,7 +17,7 @@ DTYPES = ["float16", "float32", "float64", "complex64", "complex128"]
 @st.composite
 def conv_problems(draw):
     groups = draw(st.integers(1, 3))
-    fan_in = draw(st.integers(1, 3))
+    fan_in = draw(st.integers(1, 6))
     out_per_group = draw(st.integers(1, 3))
     kernel = draw(st.integers(1, 5))
     dilation = draw(st.integers(1, 3))

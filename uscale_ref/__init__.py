@@ -11,9 +11,9 @@ Array API library (NumPy, CuPy, torch, JAX, array-api-strict, ...).
 """
 
 from . import constraints
-from .correlate import correlate, correlate_input_grad, correlate_weight_grad
 from .functional import Conv1dGrads, conv1d, conv1d_backward
 from .geometry import Conv1dGeometry, conv1d_geometry
+from .primitives import correlate, correlate_input_grad, correlate_weight_grad
 from .scales import Conv1dScales, conv1d_scales
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Command line: ``uscale-ref demo`` and ``uscale-ref golden generate|verify|check``.
+"""Command line: ``uscale-ref demo``, ``uscale-ref bench`` and ``uscale-ref golden ...``.
 
 Also available as ``python -m uscale_ref``.
 """
@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
+
+    bench = commands.add_parser(
+        "bench", help="time conv1d forward and backward against upstream + torch (if installed)"
+    )
+    from .benchmark import add_arguments, run_from_arguments
+
+    add_arguments(bench)
+    bench.set_defaults(handler=run_from_arguments)
 
     golden = commands.add_parser("golden", help="golden fixtures: generate, verify, check")
     golden_commands = golden.add_subparsers(dest="golden_command", required=True)

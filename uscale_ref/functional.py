@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ._backend import Array, check_arrays, from_work, to_work
-from .correlate import forward_padded, input_grad_padded, pad_input, weight_grad_padded
 from .geometry import Conv1dGeometry, conv1d_geometry
+from .primitives import forward_blocks, input_grad_blocks, weight_grad_blocks
 from .scales import scales_for_geometry
 
 __all__ = ["Conv1dGrads", "conv1d", "conv1d_backward"]
@@ -116,12 +116,11 @@ def conv1d(
     _check_bias(bias, geometry)
     scales = scales_for_geometry(geometry, constraint, scale_power)
 
-    x = to_work(xp, input, add_batch_axis=not geometry.batched)
-    x_pad = pad_input(xp, x, geometry.pad_left, geometry.pad_right)
-    output = forward_padded(xp, x_pad, to_work(xp, weight), geometry)
-    if bias is not None:
-        output = output + to_work(xp, bias)[:, None]
-    output = output * scales.output
+    x = input if geometry.batched else xp.expand_dims(input, axis=0)
+    work_bias = None if bias is None else to_work(xp, bias)
+    output = forward_blocks(
+        xp, x, to_work(xp, weight), geometry, bias=work_bias, scale=scales.output
+    )
     return from_work(xp, output, input.dtype, drop_batch_axis=not geometry.batched)
 
 
@@ -203,11 +202,11 @@ def conv1d_backward(
     unbatched = not geometry.batched
 
     delta = to_work(xp, grad_output, add_batch_axis=unbatched)
-    x = to_work(xp, input, add_batch_axis=unbatched)
-    x_pad = pad_input(xp, x, geometry.pad_left, geometry.pad_right)
+    x = xp.expand_dims(input, axis=0) if unbatched else input
+    work_weight = to_work(xp, weight)
 
-    grad_input = input_grad_padded(xp, delta, to_work(xp, weight), geometry) * scales.grad_input
-    grad_weight = weight_grad_padded(xp, delta, x_pad, geometry) * scales.grad_weight
+    grad_input = input_grad_blocks(xp, delta, work_weight, geometry, scale=scales.grad_input)
+    grad_weight = weight_grad_blocks(xp, delta, x, geometry, scale=scales.grad_weight)
     grad_bias = None
     if bias is not None:
         grad_bias = from_work(xp, xp.sum(delta, axis=(0, 2)) * scales.grad_bias, bias.dtype)

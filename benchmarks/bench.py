@@ -1,0 +1,6 @@
+"""``python benchmarks/bench.py`` is ``uscale-ref bench``: see uscale_ref/benchmark.py."""
+
+from uscale_ref.benchmark import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""Speed of uscale_ref on NumPy against upstream unit_scaling + torch CPU autograd.
+
+``uscale-ref bench`` (or ``python benchmarks/bench.py``). One process;
+repetitions are interleaved (ours, torch, ours, torch, ...) so that both see
+the same machine state, and medians are reported. The run also measures this
+machine's float32 matmul GFLOP/s, so the conv figures read as a fraction of
+what its BLAS can do. Torch is optional: without it only our times print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .functional import conv1d, conv1d_backward
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One benchmark problem: (N, C, L, O, K, stride, padding, dilation, groups, dtype)."""
+
+    N: int
+    C: int
+    L: int
+    O: int  # noqa: E741 - the issue's own name for output channels
+    K: int
+    stride: int
+    padding: int
+    dilation: int
+    groups: int
+    dtype: str
+    note: str = ""
+    extra: bool = False  # not part of the issue's shape set
+
+    @property
+    def label(self) -> str:
+        text = (
+            f"{self.N},{self.C},{self.L},{self.O},{self.K},{self.stride},{self.padding},"
+            f"{self.dilation},{self.groups},{self.dtype}"
+        )
+        return f"{text} {self.note}".strip()
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+        }
+
+    def out_length(self) -> int:
+        span = self.dilation * (self.K - 1) + 1
+        return (self.L + 2 * self.padding - span) // self.stride + 1
+
+    def forward_flops(self) -> float:
+        """Real floating-point operations of the forward sums (a complex MAC counts 8)."""
+        macs = self.N * self.O * self.out_length() * (self.C // self.groups) * self.K
+        return macs * (8 if self.dtype.startswith("c") else 2)
+
+
+SHAPES = [
+    Shape(2, 8, 64, 8, 3, 1, 1, 1, 1, "f32", "tiny"),
+    Shape(8, 64, 1024, 64, 5, 1, 2, 1, 1, "f32"),
+    Shape(8, 128, 1024, 128, 9, 1, 4, 1, 1, "f32"),
+    Shape(4, 256, 2048, 256, 3, 1, 1, 1, 1, "f32"),
+    Shape(8, 256, 2048, 256, 7, 1, 3, 1, 256, "f32", "depthwise"),
+    Shape(8, 64, 2048, 64, 3, 1, 8, 8, 1, "f32", "dilated"),
+    Shape(8, 64, 4096, 128, 4, 4, 0, 1, 1, "f32", "strided"),
+    Shape(4, 128, 1024, 128, 5, 2, 2, 1, 4, "f64", "grouped"),
+    Shape(4, 64, 1024, 64, 5, 1, 2, 1, 1, "c64", "complex"),
+    Shape(8, 128, 512, 128, 31, 1, 15, 1, 1, "f32", "large kernel", extra=True),
+    Shape(8, 64, 1024, 64, 5, 1, 2, 1, 1, "f16", "half", extra=True),
+]
+
+DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "c64": np.complex64}
+
+
+def make_arrays(shape: Shape, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    dtype = DTYPES[shape.dtype]
+
+    def draw(*dims: int) -> np.ndarray:
+        a = rng.standard_normal(dims)
+        if np.dtype(dtype).kind == "c":
+            a = a + 1j * rng.standard_normal(dims)
+        return a.astype(dtype)
+
+    x = draw(shape.N, shape.C, shape.L)
+    w = draw(shape.O, shape.C // shape.groups, shape.K)
+    b = draw(shape.O)
+    g = draw(shape.N, shape.O, shape.out_length())
+    return x, w, b, g
+
+
+def ours(shape: Shape, arrays: tuple[np.ndarray, ...]) -> dict[str, Callable[[], object]]:
+    x, w, b, g = arrays
+
+    def forward() -> object:
+        return conv1d(x, w, b, **shape.kwargs)
+
+    def forward_backward() -> object:
+        conv1d(x, w, b, **shape.kwargs)
+        return conv1d_backward(g, x, w, b, **shape.kwargs)
+
+    return {"fwd": forward, "fwd+bwd": forward_backward}
+
+
+def theirs(
+    shape: Shape, arrays: tuple[np.ndarray, ...], torch: Any, upstream: Any
+) -> dict[str, Callable[[], object]]:
+    x, w, b, g = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+
+    def forward() -> object:
+        with torch.no_grad():
+            return upstream.conv1d(x, w, b, **shape.kwargs)
+
+    def forward_backward() -> object:
+        xs, ws, bs = (t.detach().requires_grad_() for t in (x, w, b))
+        y = upstream.conv1d(xs, ws, bs, **shape.kwargs)
+        y.backward(g)
+        return xs.grad, ws.grad, bs.grad
+
+    return {"fwd": forward, "fwd+bwd": forward_backward}
+
+
+def _seconds(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def matmul_gflops(repeats: int) -> float:
+    """Median float32 GFLOP/s of a 2048 x 2048 matrix product with NumPy's BLAS."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 2048), dtype=np.float32)
+    b = rng.standard_normal((2048, 2048), dtype=np.float32)
+    a @ b
+    median = statistics.median(_seconds(lambda: a @ b) for _ in range(repeats))
+    return 2 * 2048**3 / median / 1e9
+
+
+def _load_torch() -> tuple[Any, Any]:
+    try:
+        import torch
+        import unit_scaling.functional as upstream
+    except ImportError:
+        return None, None
+    return torch, upstream
+
+
+def run(repeats: int, shapes: list[Shape], with_torch: bool = True) -> list[dict[Any, Any]]:
+    """Median seconds per (implementation, pass) for every shape."""
+    torch, upstream = _load_torch() if with_torch else (None, None)
+    rng = np.random.default_rng(0)
+    rows = []
+    for shape in shapes:
+        arrays = make_arrays(shape, rng)
+        contenders = {"ours": ours(shape, arrays)}
+        if torch is not None:
+            contenders["torch"] = theirs(shape, arrays, torch, upstream)
+        times: dict[tuple[str, str], list[float]] = {}
+        for who, calls in contenders.items():  # warm-up
+            for what, call in calls.items():
+                call()
+                times[(who, what)] = []
+        for _ in range(repeats):
+            for what in ("fwd", "fwd+bwd"):
+                for who, calls in contenders.items():
+                    times[(who, what)].append(_seconds(calls[what]))
+        row: dict[Any, Any] = {"shape": shape}
+        row.update({key: statistics.median(values) for key, values in times.items()})
+        rows.append(row)
+    return rows
+
+
+def _geometric_mean(values: list[float]) -> float:
+    return math.exp(statistics.mean(math.log(v) for v in values))
+
+
+def report(rows: list[dict[Any, Any]], peak: float, markdown: bool = False) -> str:
+    """The table, the ratios' geometric means and the matmul reference as text."""
+    have_torch = ("torch", "fwd") in rows[0]
+    header = ["N,C,L,O,K,s,p,d,g,dtype", "fwd ms", "fwd+bwd ms"]
+    if have_torch:
+        header += ["torch fwd ms", "torch fwd+bwd ms", "fwd ratio", "fwd+bwd ratio"]
+    header += ["GFLOP/s", "% of matmul"]
+    lines = []
+    ratios: list[tuple[Shape, float, float]] = []
+    for row in rows:
+        shape = row["shape"]
+        t_f, t_fb = row[("ours", "fwd")], row[("ours", "fwd+bwd")]
+        cells = [shape.label, f"{t_f * 1e3:.2f}", f"{t_fb * 1e3:.2f}"]
+        if have_torch:
+            u_f, u_fb = row[("torch", "fwd")], row[("torch", "fwd+bwd")]
+            ratios.append((shape, t_f / u_f, t_fb / u_fb))
+            cells += [
+                f"{u_f * 1e3:.2f}",
+                f"{u_fb * 1e3:.2f}",
+                f"{t_f / u_f:.2f}",
+                f"{t_fb / u_fb:.2f}",
+            ]
+        gflops = 3 * shape.forward_flops() / t_fb / 1e9
+        cells += [f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%"]
+        lines.append(cells)
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(cells) + " |" for cells in lines]
+    else:
+        widths = [max(len(c) for c in column) for column in zip(header, *lines, strict=True)]
+        out = [
+            "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+            for cells in [header, *lines]
+        ]
+    out.append("")
+    for title, chosen in (
+        ("issue's shape set", [r for r in ratios if not r[0].extra]),
+        ("all shapes", ratios),
+    ):
+        if chosen:
+            out.append(
+                f"geometric mean ratio ours/torch over the {title}: forward "
+                f"{_geometric_mean([r[1] for r in chosen]):.2f}, forward+backward "
+                f"{_geometric_mean([r[2] for r in chosen]):.2f}; worst forward+backward "
+                f"{max(r[2] for r in chosen):.2f}"
+            )
+    out.append(f"float32 matmul (2048^3) with NumPy's BLAS here: {peak:.1f} GFLOP/s")
+    return "\n".join(out)
+
+
+def describe_machine() -> str:
+    parts = [platform.machine(), f"{os.cpu_count()} CPUs", f"numpy {np.__version__}"]
+    torch, _ = _load_torch()
+    if torch is not None:
+        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return ", ".join(parts)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=7, help="timed repetitions per call")
+    parser.add_argument("--quick", action="store_true", help="the first three shapes only")
+    parser.add_argument("--only", help="only shapes whose label contains this text")
+    parser.add_argument("--no-torch", action="store_true", help="time uscale_ref alone")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+
+def run_from_arguments(args: argparse.Namespace) -> int:
+    shapes = SHAPES[:3] if args.quick else SHAPES
+    if args.only:
+        shapes = [s for s in shapes if args.only in s.label]
+    if not shapes:
+        raise ValueError(f"no benchmark shape matches --only {args.only!r}")
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    print(describe_machine())
+    peak = matmul_gflops(args.repeats)
+    rows = run(args.repeats, shapes, with_torch=not args.no_torch)
+    print(report(rows, peak, args.markdown))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run_from_arguments(parser.parse_args(argv))
