@@ -1,8 +1,9 @@
 """Speed of uscale_ref on NumPy against upstream unit_scaling + torch CPU autograd.
 
 ``uscale-ref bench`` (or ``python benchmarks/bench.py``). One process;
-repetitions are interleaved (ours, torch, ours, torch, ...) so that both see
-the same machine state, and medians are reported. The run also measures this
+repetitions are interleaved in rounds (a few of ours, a few of torch's, again)
+so that both see the same machine state over the run, and medians are
+reported. The run also measures this
 machine's float32 matmul GFLOP/s, so the conv figures read as a fraction of
 what its BLAS can do. Torch is optional: without it only our times print.
 """
@@ -172,10 +173,17 @@ def run(repeats: int, shapes: list[Shape], with_torch: bool = True) -> list[dict
             for what, call in calls.items():
                 call()
                 times[(who, what)] = []
-        for _ in range(repeats):
-            for what in ("fwd", "fwd+bwd"):
-                for who, calls in contenders.items():
-                    times[(who, what)].append(_seconds(calls[what]))
+        # Interleaved in rounds: each round times every contender a few times in
+        # a row. (Alternating call by call would charge each side for the other's
+        # idle threads still spinning on the two cores: OpenMP and OpenBLAS
+        # workers busy-wait for a while after a parallel region.)
+        per_round = max(1, min(3, repeats))
+        for round_start in range(0, repeats, per_round):
+            count = min(per_round, repeats - round_start)
+            for who, calls in contenders.items():
+                for what in ("fwd", "fwd+bwd"):
+                    calls[what]()  # settles this side's threads after the other's
+                    times[(who, what)].extend(_seconds(calls[what]) for _ in range(count))
         row: dict[Any, Any] = {"shape": shape}
         row.update({key: statistics.median(values) for key, values in times.items()})
         rows.append(row)

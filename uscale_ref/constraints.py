@@ -5,16 +5,16 @@ gradient of its input. When the two must be equal (so that the op is a true
 scaled linear map with its exact adjoint), a *constraint* picks one value to
 replace both. The names and their meaning follow ``unit_scaling.constraints``.
 
-========================  ======================================
-name                      chosen scale for ``(a, b)``
-========================  ======================================
-``None`` or ``""``        no constraint, ``a`` and ``b`` unchanged
-``"gmean"``               :math:`\\sqrt{a b}`
-``"hmean"``               :math:`2 / (1/a + 1/b)`
-``"amean"``               :math:`(a + b) / 2`
-``"to_output_scale"``     :math:`a`
-``"to_grad_input_scale"`` :math:`b`
-========================  ======================================
+===========================  ========================================
+name                         chosen scale for ``(a, b)``
+===========================  ========================================
+``None`` or ``""``           no constraint, ``a`` and ``b`` unchanged
+``"gmean"``                  :math:`\\sqrt{a b}`
+``"hmean"``                  :math:`2 / (1/a + 1/b)`
+``"amean"``                  :math:`(a + b) / 2`
+``"to_output_scale"``        :math:`a`
+``"to_grad_input_scale"``    :math:`b`
+===========================  ========================================
 """
 
 from __future__ import annotations
