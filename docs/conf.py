@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import uscale_ref  # noqa: E402
+import uscale_ref
 
 project = "uscale_ref"
 author = "uscale_ref developers"

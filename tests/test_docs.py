@@ -18,7 +18,7 @@ import pytest
 import uscale_ref
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 FENCE = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 
