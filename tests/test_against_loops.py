@@ -107,8 +107,7 @@ def conftest_numpy():
     "path",
     [
         pytest.param({"_SMALL_CONTRACTION": 10**6}, id="broadcast-products"),
-        pytest.param({"_SMALL_CONTRACTION": 1, "_IM2COL_BELOW": 10**6}, id="im2col"),
-        pytest.param({"_SMALL_CONTRACTION": 1, "_IM2COL_BELOW": 1}, id="per-tap-matmul"),
+        pytest.param({"_SMALL_CONTRACTION": 1}, id="matrix-products"),
     ],
 )
 @pytest.mark.parametrize("dtype", ["float32", "complex128"])
