@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from ._backend import Array, check_arrays, from_work, to_work
 from .geometry import Conv1dGeometry, conv1d_geometry
-from .primitives import forward_blocks, input_grad_blocks, weight_grad_blocks
+from .primitives import check_grad_output, forward_blocks, input_grad_blocks, weight_grad_blocks
 from .scales import scales_for_geometry
 
 __all__ = ["Conv1dGrads", "conv1d", "conv1d_backward"]
@@ -193,11 +193,7 @@ def conv1d_backward(
         input.shape, weight.shape, stride=stride, padding=padding, dilation=dilation, groups=groups
     )
     _check_bias(bias, geometry)
-    if tuple(grad_output.shape) != geometry.output_shape:
-        raise ValueError(
-            f"grad_output must have the output's shape {geometry.output_shape}, "
-            f"got {tuple(grad_output.shape)}"
-        )
+    check_grad_output(grad_output, geometry)
     scales = scales_for_geometry(geometry, constraint, scale_power)
     unbatched = not geometry.batched
 

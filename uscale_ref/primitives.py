@@ -138,6 +138,37 @@ def _sum_of_products(
     return total
 
 
+def _input_taps(
+    xp: Namespace,
+    x: Array,
+    geometry: Conv1dGeometry,
+    first_output: int,
+    width: int,
+    work_dtype: Any,
+    conjugate: bool = False,
+) -> list[Array]:
+    """Views ``x_pad[n, g C_g + i, l s + k d]`` of one block, an ``(N, G, C_g, B)`` per tap.
+
+    The padded block is cut from ``x`` (zeros beyond its ends), cast to the
+    working dtype and, if asked, conjugated once; the taps are views of it.
+    """
+    stride, dilation = geometry.stride, geometry.dilation
+    span = dilation * (geometry.kernel_size - 1)
+    first = first_output * stride - geometry.pad_left  # in unpadded input coordinates
+    segment = _segment(xp, x, first, first + (width - 1) * stride + span + 1)
+    if segment.dtype != work_dtype:
+        segment = xp.astype(segment, work_dtype)
+    if conjugate:
+        segment = conj_if_complex(xp, segment)
+    segment = xp.reshape(
+        segment, (geometry.batch_size, geometry.groups, geometry.fan_in, segment.shape[-1])
+    )
+    return [
+        segment[..., k * dilation : k * dilation + (width - 1) * stride + 1 : stride]
+        for k in range(geometry.kernel_size)
+    ]
+
+
 def forward_blocks(
     xp: Namespace,
     x: Array,
@@ -153,12 +184,7 @@ def forward_blocks(
     the working dtype, ``x`` is cast block by block. Output blocks of length
     ``B`` read the padded input ``x_pad[l0 s : (l1 - 1) s + d (K - 1) + 1]``.
     """
-    batch, groups, stride, dilation = (
-        geometry.batch_size,
-        geometry.groups,
-        geometry.stride,
-        geometry.dilation,
-    )
+    batch, groups, stride = geometry.batch_size, geometry.groups, geometry.stride
     out_channels, fan_in, kernel_size = weight.shape
     out_per_group = out_channels // groups
     work_dtype = compute_dtype(xp, x.dtype)
@@ -168,7 +194,6 @@ def forward_blocks(
     if _use_columns(fan_in, stride > 1):
         stacked = xp.reshape(weight_g, (groups, out_per_group, fan_in * kernel_size))
     bias_g = None if bias is None else xp.reshape(bias, (groups, out_per_group, 1))
-    span = dilation * (kernel_size - 1)
 
     itemsize = _itemsize(xp, work_dtype)
     columns = kernel_size if stacked is not None else 1
@@ -177,15 +202,7 @@ def forward_blocks(
     blocks = []
     for l0, l1 in _blocks(0, geometry.out_length, length):
         width = l1 - l0
-        first = l0 * stride - geometry.pad_left  # in unpadded input coordinates
-        segment = _segment(xp, x, first, first + (width - 1) * stride + span + 1)
-        if segment.dtype != work_dtype:
-            segment = xp.astype(segment, work_dtype)
-        segment = xp.reshape(segment, (batch, groups, fan_in, segment.shape[-1]))
-        taps = [
-            segment[..., k * dilation : k * dilation + (width - 1) * stride + 1 : stride]
-            for k in range(kernel_size)
-        ]
+        taps = _input_taps(xp, x, geometry, l0, width, work_dtype)
         block = _sum_of_products(xp, taps_w, taps, stacked)
         if bias_g is not None:
             block += bias_g
@@ -213,12 +230,8 @@ def input_grad_blocks(
     and the phases interleave into the result. With ``s = 1`` there is one
     phase, every tap, ``q = k d``.
     """
-    batch, groups, stride, dilation = (
-        geometry.batch_size,
-        geometry.groups,
-        geometry.stride,
-        geometry.dilation,
-    )
+    batch, groups, stride = geometry.batch_size, geometry.groups, geometry.stride
+    dilation = geometry.dilation
     out_channels, fan_in, kernel_size = weight.shape
     out_per_group = out_channels // groups
     in_channels = geometry.in_channels
@@ -282,17 +295,11 @@ def weight_grad_blocks(
     a correlation of the input with the output gradient. Blocks of ``l``
     are summed one after another.
     """
-    batch, groups, stride, dilation = (
-        geometry.batch_size,
-        geometry.groups,
-        geometry.stride,
-        geometry.dilation,
-    )
+    batch, groups, stride = geometry.batch_size, geometry.groups, geometry.stride
     kernel_size, fan_in = geometry.kernel_size, geometry.fan_in
     out_channels = geometry.out_channels
     out_per_group = out_channels // groups
     work_dtype = delta.dtype
-    span = dilation * (kernel_size - 1)
     small = out_per_group * fan_in < _SMALL_CONTRACTION
     use_columns = not small and stride > 1
     itemsize = _itemsize(xp, work_dtype)
@@ -304,18 +311,8 @@ def weight_grad_blocks(
     total = None
     for l0, l1 in _blocks(0, geometry.out_length, length):
         width = l1 - l0
-        first = l0 * stride - geometry.pad_left
-        segment = _segment(xp, x, first, first + (width - 1) * stride + span + 1)
-        if segment.dtype != work_dtype:
-            segment = xp.astype(segment, work_dtype)
-        segment = xp.reshape(segment, (batch, groups, fan_in, segment.shape[-1]))
         gradient = xp.reshape(delta[..., l0:l1], (batch, groups, out_per_group, width))
-        if not small:
-            segment = conj_if_complex(xp, segment)
-        taps = [
-            segment[..., k * dilation : k * dilation + (width - 1) * stride + 1 : stride]
-            for k in range(kernel_size)
-        ]
+        taps = _input_taps(xp, x, geometry, l0, width, work_dtype, conjugate=not small)
         if use_columns:
             joined = xp.reshape(
                 xp.stack(taps, axis=3), (batch, groups, fan_in * kernel_size, width)
@@ -358,7 +355,8 @@ def _check_size(name: str, value: object) -> None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
 
 
-def _grad_output_check(grad_output: Array, geometry: Conv1dGeometry) -> None:
+def check_grad_output(grad_output: Array, geometry: Conv1dGeometry) -> None:
+    """Raise ValueError unless ``grad_output`` has the output's shape."""
     if tuple(grad_output.shape) != geometry.output_shape:
         raise ValueError(
             f"grad_output must have the output's shape {geometry.output_shape}, "
@@ -468,7 +466,7 @@ def correlate_input_grad(
         dilation=dilation,
         groups=groups,
     )
-    _grad_output_check(grad_output, geometry)
+    check_grad_output(grad_output, geometry)
     delta = to_work(xp, grad_output, add_batch_axis=not batched)
     grad_input = input_grad_blocks(xp, delta, to_work(xp, weight), geometry)
     return from_work(xp, grad_input, weight.dtype, drop_batch_axis=not batched)
@@ -529,7 +527,7 @@ def correlate_weight_grad(
         dilation=dilation,
         groups=groups,
     )
-    _grad_output_check(grad_output, geometry)
+    check_grad_output(grad_output, geometry)
     x = input if geometry.batched else xp.expand_dims(input, axis=0)
     delta = to_work(xp, grad_output, add_batch_axis=not geometry.batched)
     grad_weight = weight_grad_blocks(xp, delta, x, geometry)
