@@ -13,8 +13,9 @@ dgrad (``grad_input``)
               = \\sum_{j, k, l \\,:\\, l s + k d = t + p_l}
                 \\overline{w[g O_g + j, i, k]}\\; \\delta[n, g O_g + j, l]
 
-    computed as a stride-1 correlation of the zero-inserted, padded output
-    gradient with the flipped, conjugated, group-transposed kernel.
+    a stride-1 correlation of the zero-inserted, padded output gradient with
+    the flipped, conjugated, group-transposed kernel; computed in polyphase
+    form, which skips the multiplications by the inserted zeros.
 
 wgrad (``grad_weight``)
     .. math:: \\frac{\\partial\\mathcal L}{\\partial w}[o, i, k]
@@ -24,11 +25,14 @@ wgrad (``grad_weight``)
 The conjugates give PyTorch autograd's convention for complex arrays (the
 conjugate Wirtinger derivative); for real arrays they do nothing.
 
-All three loop over the ``K`` kernel taps and do one batched matrix product
-per tap over the channels of a group, so no im2col copy of ``K`` times the
-input is ever made. The public functions accept the same arguments as
-:func:`uscale_ref.conv1d`; the ``*_padded`` functions are the arithmetic
-itself, on batched arrays already in their working dtype.
+All three walk the length axis in blocks sized by the workspace setting
+(:mod:`uscale_ref.config`) and, within a block, loop over the ``K`` kernel
+taps with one batched matrix product per tap over the channels of a group
+(broadcast products when a group contracts fewer than 4 channels; strided
+taps stacked into one matrix per block). Padding is cut block by block: the
+padded input is never built whole. The public functions accept the same
+arguments as :func:`uscale_ref.conv1d`; the ``*_blocks`` functions are the
+arithmetic itself, on batched arrays.
 """
 
 from __future__ import annotations
@@ -64,10 +68,6 @@ _CACHE_BLOCK_BYTES = 4 * 2**20
 # Contractions over fewer channels than this are done as broadcast products:
 # a batch of tiny matrix products costs more in call overhead than it saves.
 _SMALL_CONTRACTION = 4
-# Strided taps are stacked into one matrix per block ("im2col"): a strided
-# view is copied for a matrix product anyway, and one product over all K taps
-# then replaces K thinner ones. Unit-stride taps are used as views, one matrix
-# product per tap (measured as fast as im2col here, without the copies).
 
 
 def _blocks(start: int, stop: int, length: int) -> Iterator[tuple[int, int]]:
@@ -117,6 +117,13 @@ def _contract(xp: Namespace, matrices: Array, columns: Array) -> Array:
 
 
 def _use_columns(contraction: int, strided: bool) -> bool:
+    """Whether to stack the taps into one matrix per block ("im2col").
+
+    Only strided taps are: a strided view is copied for a matrix product
+    anyway, and one product over all K taps then replaces K thinner ones.
+    Unit-stride taps stay views, one product per tap (measured as fast as
+    im2col here, without the copies).
+    """
     return strided and contraction >= _SMALL_CONTRACTION
 
 
