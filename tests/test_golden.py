@@ -387,3 +387,10 @@ def test_copy_of_suite_verifies(tmp_path):
     target = tmp_path / "copy"
     shutil.copytree(GOLDEN, target)
     assert golden.verify(target) == []
+
+
+def test_default_dir_choices(monkeypatch, tmp_path):
+    monkeypatch.setenv("USCALE_REF_GOLDEN_DIR", str(tmp_path))
+    assert golden.default_dir() == tmp_path
+    monkeypatch.delenv("USCALE_REF_GOLDEN_DIR")
+    assert golden.default_dir() == GOLDEN

@@ -18,11 +18,21 @@ __all__ = ["MANIFEST", "cases", "default_dir", "generate", "load", "spec_for", "
 
 
 def default_dir() -> Path:
-    """``$USCALE_REF_GOLDEN_DIR``, else the ``golden/`` folder of the source checkout."""
+    """Where the committed fixtures are looked for.
+
+    ``$USCALE_REF_GOLDEN_DIR`` if set; else the ``golden/`` folder of the
+    source checkout this package runs from (an editable install); else
+    ``./golden`` when it holds a manifest (a regular install used from the
+    repository's root).
+    """
     configured = os.environ.get("USCALE_REF_GOLDEN_DIR")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[2] / "golden"
+    checkout = Path(__file__).resolve().parents[2] / "golden"
+    if (checkout / MANIFEST).is_file():
+        return checkout
+    here = Path.cwd() / "golden"
+    return here if (here / MANIFEST).is_file() else checkout
 
 
 def spec_for(case_id: str) -> CaseSpec:
