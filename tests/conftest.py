@@ -2,8 +2,9 @@
 
 The ``backend`` fixture is parametrized over every Array API library we can
 reach: NumPy, array-api-strict (its default device, ``Device("device1")`` and
-the ``"no_float64"`` device), torch through array-api-compat, and CuPy when a
-GPU is present. Each is skipped with a reason when it cannot run.
+the ``"no_float64"`` device), torch through array-api-compat, JAX when
+installed (immutable arrays), and CuPy when a GPU is present. Each is skipped
+with a reason when it cannot run.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Backend:
             return x.detach().resolve_conj().cpu().numpy()
         if self.name == "cupy":
             return x.get()
+        if self.name == "jax":
+            return np.asarray(x)
         return np.from_dlpack(x)
 
 
@@ -95,6 +98,16 @@ def _backends() -> list[Any]:
         params.append(
             pytest.param(None, id="torch", marks=pytest.mark.skip("torch is not installed"))
         )
+
+    if importlib.util.find_spec("jax"):
+        import jax
+        import jax.numpy as jnp
+
+        # JAX computes in 32 bits unless x64 is switched on globally.
+        x64 = bool(jax.config.read("jax_enable_x64"))
+        params.append(pytest.param(Backend("jax", jnp, has_float64=x64), id="jax"))
+    else:
+        params.append(pytest.param(None, id="jax", marks=pytest.mark.skip("jax is not installed")))
 
     reason = "cupy is not installed"
     if importlib.util.find_spec("cupy"):
