@@ -127,6 +127,12 @@ def _use_columns(contraction: int, strided: bool) -> bool:
     return strided and contraction >= _SMALL_CONTRACTION
 
 
+def _stack_taps(xp: Namespace, taps: list[Array]) -> Array:
+    """The ``(N, G, Q, B)`` taps as one ``(N, G, Q T, B)`` matrix (``q`` major, ``t`` minor)."""
+    batch, groups, inner, width = taps[0].shape
+    return xp.reshape(xp.stack(taps, axis=3), (batch, groups, inner * len(taps), width))
+
+
 def _sum_of_products(
     xp: Namespace, matrices: list[Array], columns: list[Array], stacked: Array | None
 ) -> Array:
@@ -136,9 +142,7 @@ def _sum_of_products(
     ``stacked`` is ``(G, P, Q T)`` (matrix index ``q`` major, ``t`` minor).
     """
     if stacked is not None:
-        batch, groups, inner, width = columns[0].shape
-        joined = xp.reshape(xp.stack(columns, axis=3), (batch, groups, inner * len(columns), width))
-        return xp.matmul(stacked, joined)
+        return xp.matmul(stacked, _stack_taps(xp, columns))
     total = _contract(xp, matrices[0], columns[0])
     for matrix, column in zip(matrices[1:], columns[1:], strict=True):
         total += _contract(xp, matrix, column)
@@ -321,24 +325,21 @@ def weight_grad_blocks(
         gradient = xp.reshape(delta[..., l0:l1], (batch, groups, out_per_group, width))
         taps = _input_taps(xp, x, geometry, l0, width, work_dtype, conjugate=not small)
         if use_columns:
-            joined = xp.reshape(
-                xp.stack(taps, axis=3), (batch, groups, fan_in * kernel_size, width)
-            )
+            joined = _stack_taps(xp, taps)
             product = xp.matmul(gradient, xp.permute_dims(joined, (0, 1, 3, 2)))
             block = xp.reshape(
                 xp.sum(product, axis=0), (groups, out_per_group, fan_in, kernel_size)
             )
-            total = block if total is None else total + block
-            continue
-        per_tap = []
-        for tap in taps:
-            if small:
-                # vecdot conjugates its first argument: sum_l conj(x) delta.
-                product = xp.vecdot(tap[:, :, None, :, :], gradient[:, :, :, None, :])
-            else:
-                product = xp.matmul(gradient, xp.permute_dims(tap, (0, 1, 3, 2)))
-            per_tap.append(xp.sum(product, axis=0))  # (G, O_g, C_g)
-        block = xp.stack(per_tap, axis=-1)
+        else:
+            per_tap = []
+            for tap in taps:
+                if small:
+                    # vecdot conjugates its first argument: sum_l conj(x) delta.
+                    product = xp.vecdot(tap[:, :, None, :, :], gradient[:, :, :, None, :])
+                else:
+                    product = xp.matmul(gradient, xp.permute_dims(tap, (0, 1, 3, 2)))
+                per_tap.append(xp.sum(product, axis=0))  # (G, O_g, C_g)
+            block = xp.stack(per_tap, axis=-1)
         if total is None:
             total = block
         else:
