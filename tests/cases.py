@@ -28,6 +28,28 @@ CASES = {
     "dilation3": {"dilation": 3, "padding": 2},
     "groups2": {"groups": 2},
     "depthwise": {"O": 4, "groups": 4},
+    # K >= 5 depthwise with stride 1 takes the band-matrix path (uscale_ref.banded):
+    # several tiles, a window reaching past a 16-long tile, an even 'same' kernel.
+    "depthwise_k5": {"O": 4, "groups": 4, "K": 5, "L": 40, "padding": 2},
+    "depthwise_dilated_same": {
+        "N": None,
+        "C": 3,
+        "O": 3,
+        "K": 6,
+        "L": 50,
+        "dilation": 3,
+        "groups": 3,
+        "padding": "same",
+    },
+    "depthwise_wide_span": {
+        "C": 2,
+        "O": 2,
+        "K": 9,
+        "L": 70,
+        "dilation": 3,
+        "groups": 2,
+        "padding": 12,
+    },
     "channel_multiplier": {"C": 3, "O": 6, "groups": 3},
     "one_output_per_group": {"C": 6, "O": 2, "groups": 2},
     "length1_output": {"L": 5, "K": 5},

@@ -6,6 +6,7 @@ import functools
 
 import cases
 import numpy as np
+import oracles
 import pytest
 import reference
 from tolerance import assert_within_rounding
@@ -108,6 +109,8 @@ def conftest_numpy():
     [
         pytest.param({"_SMALL_CONTRACTION": 10**6}, id="broadcast-products"),
         pytest.param({"_SMALL_CONTRACTION": 1}, id="matrix-products"),
+        pytest.param({"banded.MIN_KERNEL": 1}, id="band-matrices-any-kernel"),
+        pytest.param({"banded.MIN_KERNEL": 10**6}, id="no-band-matrices"),
     ],
 )
 @pytest.mark.parametrize("dtype", ["float32", "complex128"])
@@ -118,10 +121,73 @@ def test_every_kernel_path_matches_loop_definition(monkeypatch, case_id, dtype, 
     from uscale_ref.config import workspace
 
     for name, value in path.items():
-        monkeypatch.setattr(primitives, name, value)
+        *module, attribute = name.split(".")
+        monkeypatch.setattr(
+            getattr(primitives, module[0]) if module else primitives, attribute, value
+        )
     for nbytes in (2000, 2**30):
         with workspace(nbytes):
             (_, output, grads), expected = _run(conftest_numpy(), case_id, dtype, True)
         results = {"output": output, **grads._asdict()}
         for name, (exact, magnitude, terms) in expected.items():
             assert_within_rounding(results[name], exact, magnitude, dtype, terms, what=name)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("case_id", ["basic", "depthwise", "depthwise_k5", "depthwise_wide_span"])
+def test_non_finite_values_reach_only_their_receptive_field(case_id, bad):
+    """An inf or NaN in the input (or grad_output) spoils exactly the outputs that read it.
+
+    The band-matrix path multiplies by structural zeros (0 * inf = NaN) and must
+    fall back to the direct sums when that could happen.
+    """
+    from uscale_ref import primitives
+
+    x, w, _, g = cases.make_inputs(case_id, "float64", bias=False)
+    case = cases.spec(case_id)
+    kwargs = cases.conv_kwargs(case)
+    geo = cases.geometry(case)
+    x, g = x.copy(), g.copy()
+    x[..., 0, x.shape[-1] // 2] = bad
+    g[..., -1, g.shape[-1] // 3] = bad
+    pairs = [
+        (primitives.correlate(x, w, **kwargs), oracles.loop_forward(x, w, None, geo)),
+        (
+            primitives.correlate_input_grad(
+                g, w, input_length=case["L"], batched=case["N"] is not None, **kwargs
+            ),
+            oracles.loop_input_grad(g if g.ndim == 3 else g[None], w, case["L"], geo),
+        ),
+    ]
+    for ours, expected in pairs:
+        expected = expected.reshape(ours.shape)
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(expected))
+        np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(expected))
+        np.testing.assert_array_equal(np.isneginf(ours), np.isneginf(expected))
+        finite = np.isfinite(expected)
+        assert 0 < finite.sum() < finite.size
+        np.testing.assert_allclose(ours[finite], expected[finite], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "case_id", ["depthwise_k5", "depthwise_dilated_same", "depthwise_wide_span"]
+)
+def test_band_matrix_path_is_taken_for_long_depthwise_kernels(monkeypatch, case_id):
+    """The band-matrix cases above really run that path, forward and dgrad (not a fallback)."""
+    from uscale_ref import banded
+
+    calls = []
+    original = banded.banded_correlate
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(banded, "banded_correlate", spy)
+    x, w, b, g = cases.make_inputs(case_id, "float32")
+    kwargs = cases.conv_kwargs(cases.spec(case_id))
+    uscale_ref.conv1d(x, w, b, **kwargs)
+    forward_calls = len(calls)
+    assert forward_calls >= 1
+    uscale_ref.conv1d_backward(g, x, w, b, **kwargs)
+    assert len(calls) > forward_calls

@@ -242,10 +242,17 @@ def test_generate_is_reproducible(tmp_path):
     assert golden.verify(second) == []
 
 
-def test_large_suite_generates(tmp_path):
-    ids = golden.generate(tmp_path, suite="large", dtypes=["float32"], progress=None)
-    assert len(ids) == len(golden.suite.SUITES["large"])
+def test_large_suite_generates_and_uscale_ref_matches_it(tmp_path):
+    """The larger shapes run the kernels' fast paths (band matrices, im2col) on long rows."""
+    ids = golden.generate(tmp_path, suite="large", dtypes=["float32", "complex64"], progress=None)
+    assert len(ids) == 2 * len(golden.suite.SUITES["large"])
     assert golden.verify(tmp_path) == []
+    for case_id in ids:
+        case = golden.load(case_id, tmp_path)
+        x, w, b, g = (case.inputs.get(k) for k in ("input", "weight", "bias", "grad_output"))
+        output = uscale_ref.conv1d(x, w, b, **case.kwargs)
+        grads = uscale_ref.conv1d_backward(g, x, w, b, **case.kwargs)
+        golden.assert_matches(case, output=output, **grads._asdict())
 
 
 # -- bad files ------------------------------------------------------------------

@@ -38,8 +38,10 @@ arithmetic itself, on batched arrays.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+from . import banded
 from ._backend import (
     Array,
     Namespace,
@@ -81,6 +83,17 @@ def _block_length(total: int, bytes_per_position: int, elementwise: bool) -> int
     if elementwise:
         budget = min(budget, _CACHE_BLOCK_BYTES)
     return max(1, min(total, budget // max(1, bytes_per_position)))
+
+
+def _batch_chunks(batch: int, bytes_per_item: int) -> list[tuple[int, int]]:
+    """Batch ranges for the cache-blocked paths: as many items as fit a cache block.
+
+    The element-wise and band-matrix paths work on blocks small enough to stay
+    in the cache; cutting the batch first keeps their rows long (whole lengths
+    where they fit) and lets each block reuse the memory of the one before.
+    """
+    budget = min(get_workspace_bytes(), _CACHE_BLOCK_BYTES)
+    return list(_blocks(0, batch, max(1, budget // max(1, bytes_per_item))))
 
 
 def _segment(xp: Namespace, a: Array, start: int, stop: int) -> Array:
@@ -180,6 +193,44 @@ def _input_taps(
     ]
 
 
+def _banded_blocks(
+    xp: Namespace,
+    z: Array,
+    taps: Array,
+    first: int,
+    length: int,
+    dilation: int,
+    work_dtype: Any,
+) -> Array | None:
+    """``y[n, c, l] = sum_k taps[c, k] z[n, c, first + l + k d]`` by band products.
+
+    Zeros stand in for ``z`` outside its range. Returns ``None``, computing
+    nothing, unless ``z`` and ``taps`` are all finite: the band's zeros
+    would turn an inf or NaN into NaNs across its tile (see
+    :mod:`uscale_ref.banded`), so the caller takes the direct path.
+    """
+    if not (bool(xp.all(xp.isfinite(taps))) and bool(xp.all(xp.isfinite(z)))):
+        return None
+    batch, channels = z.shape[0], z.shape[1]
+    span = dilation * (taps.shape[-1] - 1)
+    tile = banded.tile_length(span)
+    reach = -(-span // tile)
+    bands = banded.band_matrices(xp, taps, tile, dilation)
+    # Per output position: a window ((T + D) / T <= 2 positions), the product and the result.
+    per_position = _itemsize(xp, work_dtype) * batch * channels * 4
+    length_per_block = _block_length(length, per_position, False)
+    if length_per_block < length:  # whole tiles per block
+        length_per_block = max(tile, length_per_block // tile * tile)
+    blocks = []
+    for l0, l1 in _blocks(0, length, length_per_block):
+        count = -(-(l1 - l0) // tile)
+        segment = _segment(xp, z, first + l0, first + l0 + (count + reach) * tile)
+        if segment.dtype != work_dtype:
+            segment = xp.astype(segment, work_dtype)
+        blocks.append(banded.banded_correlate(xp, segment, bands, tile, span, l1 - l0))
+    return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=-1)
+
+
 def forward_blocks(
     xp: Namespace,
     x: Array,
@@ -199,6 +250,24 @@ def forward_blocks(
     out_channels, fan_in, kernel_size = weight.shape
     out_per_group = out_channels // groups
     work_dtype = compute_dtype(xp, x.dtype)
+    itemsize = _itemsize(xp, work_dtype)
+    cached = fan_in < _SMALL_CONTRACTION or banded.applies(geometry)
+    if cached and batch > 1:
+        per_item = itemsize * geometry.out_length * (geometry.in_channels * 2 + 2 * out_channels)
+        chunks = _batch_chunks(batch, per_item)
+        if len(chunks) > 1:
+            parts = [
+                forward_blocks(
+                    xp,
+                    x[n0:n1],
+                    weight,
+                    replace(geometry, batch_size=n1 - n0),
+                    bias=bias,
+                    scale=scale,
+                )
+                for n0, n1 in chunks
+            ]
+            return xp.concat(parts, axis=0)
     weight_g = xp.reshape(weight, (groups, out_per_group, fan_in, kernel_size))
     taps_w = [weight_g[..., k] for k in range(kernel_size)]  # (G, O_g, C_g) each
     stacked = None
@@ -206,7 +275,21 @@ def forward_blocks(
         stacked = xp.reshape(weight_g, (groups, out_per_group, fan_in * kernel_size))
     bias_g = None if bias is None else xp.reshape(bias, (groups, out_per_group, 1))
 
-    itemsize = _itemsize(xp, work_dtype)
+    if banded.applies(geometry):
+        result = _banded_blocks(
+            xp,
+            x,
+            weight[:, 0, :],
+            -geometry.pad_left,
+            geometry.out_length,
+            geometry.dilation,
+            work_dtype,
+        )
+        if result is not None:
+            if bias is not None:
+                result += xp.reshape(bias, (out_channels, 1))
+            return result * scale if scale != 1.0 else result
+
     columns = kernel_size if stacked is not None else 1
     per_position = itemsize * batch * (geometry.in_channels * (stride + columns) + 2 * out_channels)
     length = _block_length(geometry.out_length, per_position, fan_in < _SMALL_CONTRACTION)
@@ -246,6 +329,29 @@ def input_grad_blocks(
     out_channels, fan_in, kernel_size = weight.shape
     out_per_group = out_channels // groups
     in_channels = geometry.in_channels
+    itemsize = _itemsize(xp, delta.dtype)
+    if (out_per_group < _SMALL_CONTRACTION or banded.applies(geometry)) and batch > 1:
+        per_item = itemsize * geometry.in_length * 2 * (in_channels + out_channels)
+        chunks = _batch_chunks(batch, per_item)
+        if len(chunks) > 1:
+            parts = [
+                input_grad_blocks(
+                    xp, delta[n0:n1], weight, replace(geometry, batch_size=n1 - n0), scale=scale
+                )
+                for n0, n1 in chunks
+            ]
+            return xp.concat(parts, axis=0)
+    if banded.applies(geometry):
+        # Stride 1: tap k reaches t from delta[t + p_l - k d]; reversed, the
+        # taps read delta[t + p_l - D + k d] with D = d (K - 1).
+        span = dilation * (kernel_size - 1)
+        taps = conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1))
+        result = _banded_blocks(
+            xp, delta, taps, geometry.pad_left - span, geometry.in_length, dilation, delta.dtype
+        )
+        if result is not None:
+            return result * scale if scale != 1.0 else result
+
     # (G, C_g, O_g) per tap: each group's matrix transposed and conjugated.
     weight_t = conj_if_complex(
         xp,
@@ -261,7 +367,6 @@ def input_grad_blocks(
     m_first = geometry.pad_left // stride
     m_last = -(-(geometry.pad_left + geometry.in_length) // stride)
     work_dtype = delta.dtype
-    itemsize = _itemsize(xp, work_dtype)
     per_position = itemsize * batch * stride * (2 * in_channels + 2 * out_channels)
     length = _block_length(m_last - m_first, per_position, out_per_group < _SMALL_CONTRACTION)
     blocks = []
@@ -314,6 +419,18 @@ def weight_grad_blocks(
     small = out_per_group * fan_in < _SMALL_CONTRACTION
     use_columns = not small and stride > 1
     itemsize = _itemsize(xp, work_dtype)
+    if small and batch > 1:
+        per_item = itemsize * geometry.out_length * (geometry.in_channels * 3 + out_channels)
+        chunks = _batch_chunks(batch, per_item)
+        if len(chunks) > 1:
+            total = None
+            for n0, n1 in chunks:
+                part = weight_grad_blocks(
+                    xp, delta[n0:n1], x[n0:n1], replace(geometry, batch_size=n1 - n0)
+                )
+                total = part if total is None else total + part
+            assert total is not None
+            return total * scale if scale != 1.0 else total
     columns = kernel_size if use_columns else 1
     per_position = (
         itemsize * batch * (geometry.in_channels * (2 * stride + columns + 1) + out_channels)
