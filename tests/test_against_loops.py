@@ -98,6 +98,22 @@ def test_blocked_paths_match_loop_definition(case_id, dtype, workspace_bytes):
         assert_within_rounding(results[name], exact, magnitude, dtype, terms, what=name)
 
 
+@pytest.mark.parametrize(
+    "case_id", ["basic", "stride2_pad1", "depthwise", "depthwise_k5", "everything"]
+)
+def test_blocks_are_joined_on_every_backend(backend, case_id):
+    """Many blocks and batch chunks, joined in place (NumPy, torch, strict) or by concat (JAX)."""
+    from uscale_ref.config import workspace
+
+    with workspace(2000):
+        (_, output, grads), expected = _run(backend, case_id, "float32", True)
+    results = {"output": output, **grads._asdict()}
+    for name, (exact, magnitude, terms) in expected.items():
+        assert_within_rounding(
+            backend.to_numpy(results[name]), exact, magnitude, "float32", terms, what=name
+        )
+
+
 def conftest_numpy():
     from conftest import Backend
 

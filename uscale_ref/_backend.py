@@ -28,6 +28,7 @@ __all__ = [
     "conj_if_complex",
     "device_of",
     "from_work",
+    "is_writeable",
     "to_work",
 ]
 
@@ -35,6 +36,14 @@ __all__ = [
 def device_of(x: Array) -> Any:
     """The device an array lives on (as ``array_api_compat.device``)."""
     return array_api_compat.device(x)
+
+
+def is_writeable(x: Array) -> bool:
+    """Whether slices of ``x`` can be assigned in place (False for JAX arrays)."""
+    check = getattr(array_api_compat, "is_writeable_array", None)
+    if check is None:  # array-api-compat without the helper: never write in place
+        return False
+    return bool(check(x))
 
 
 def _describe(x: object) -> str:
