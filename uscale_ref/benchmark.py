@@ -3,7 +3,7 @@
 ``uscale-ref bench`` (or ``python benchmarks/bench.py``). One process;
 repetitions are interleaved in rounds (a few of ours, a few of torch's, again)
 so that both see the same machine state over the run, and medians are
-reported. The run also measures this
+reported. Between shapes the run also samples this
 machine's float32 matmul GFLOP/s, so the conv figures read as a fraction of
 what its BLAS can do. Torch is optional: without it only our times print.
 """
@@ -139,14 +139,13 @@ def _seconds(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def matmul_gflops(repeats: int) -> float:
-    """Median float32 GFLOP/s of a 2048 x 2048 matrix product with NumPy's BLAS."""
+def matmul_gflops(repeats: int) -> list[float]:
+    """Float32 GFLOP/s of 2048 x 2048 matrix products with NumPy's BLAS, one per repeat."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     b = rng.standard_normal((2048, 2048), dtype=np.float32)
     a @ b
-    median = statistics.median(_seconds(lambda: a @ b) for _ in range(repeats))
-    return 2 * 2048**3 / median / 1e9
+    return [2 * 2048**3 / _seconds(lambda: a @ b) / 1e9 for _ in range(repeats)]
 
 
 def _load_torch() -> tuple[Any, Any]:
@@ -158,12 +157,21 @@ def _load_torch() -> tuple[Any, Any]:
     return torch, upstream
 
 
-def run(repeats: int, shapes: list[Shape], with_torch: bool = True) -> list[dict[Any, Any]]:
-    """Median seconds per (implementation, pass) for every shape."""
+def run(
+    repeats: int, shapes: list[Shape], with_torch: bool = True
+) -> tuple[list[dict[Any, Any]], list[float]]:
+    """Median seconds per (implementation, pass) for every shape, and matmul rates.
+
+    The matrix-product rate is sampled before every shape, so that it is
+    measured under the same conditions as the convolutions around it (on a
+    shared virtual machine the rate drifts by tens of percent over minutes).
+    """
     torch, upstream = _load_torch() if with_torch else (None, None)
     rng = np.random.default_rng(0)
     rows = []
+    rates: list[float] = []
     for shape in shapes:
+        rates += matmul_gflops(max(1, min(3, repeats)))
         arrays = make_arrays(shape, rng)
         contenders = {"ours": ours(shape, arrays)}
         if torch is not None:
@@ -187,15 +195,19 @@ def run(repeats: int, shapes: list[Shape], with_torch: bool = True) -> list[dict
         row: dict[Any, Any] = {"shape": shape}
         row.update({key: statistics.median(values) for key, values in times.items()})
         rows.append(row)
-    return rows
+    return rows, rates
 
 
 def _geometric_mean(values: list[float]) -> float:
     return math.exp(statistics.mean(math.log(v) for v in values))
 
 
-def report(rows: list[dict[Any, Any]], peak: float, markdown: bool = False) -> str:
-    """The table, the ratios' geometric means and the matmul reference as text."""
+def report(rows: list[dict[Any, Any]], rates: list[float], markdown: bool = False) -> str:
+    """The table, the ratios' geometric means and the matmul reference as text.
+
+    "% of matmul" divides by the median of the sampled matrix-product rates.
+    """
+    peak = statistics.median(rates)
     have_torch = ("torch", "fwd") in rows[0]
     header = ["N,C,L,O,K,s,p,d,g,dtype", "fwd ms", "fwd+bwd ms"]
     if have_torch:
@@ -240,7 +252,10 @@ def report(rows: list[dict[Any, Any]], peak: float, markdown: bool = False) -> s
                 f"{_geometric_mean([r[2] for r in chosen]):.2f}; worst forward+backward "
                 f"{max(r[2] for r in chosen):.2f}"
             )
-    out.append(f"float32 matmul (2048^3) with NumPy's BLAS here: {peak:.1f} GFLOP/s")
+    out.append(
+        f"float32 matmul (2048^3) with NumPy's BLAS here: median {peak:.1f} GFLOP/s "
+        f"over {len(rates)} samples taken between shapes (range {min(rates):.1f}-{max(rates):.1f})"
+    )
     return "\n".join(out)
 
 
@@ -269,9 +284,8 @@ def run_from_arguments(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     print(describe_machine())
-    peak = matmul_gflops(args.repeats)
-    rows = run(args.repeats, shapes, with_torch=not args.no_torch)
-    print(report(rows, peak, args.markdown))
+    rows, rates = run(args.repeats, shapes, with_torch=not args.no_torch)
+    print(report(rows, rates, args.markdown))
     return 0
 
 
