@@ -40,10 +40,7 @@ def device_of(x: Array) -> Any:
 
 def is_writeable(x: Array) -> bool:
     """Whether slices of ``x`` can be assigned in place (False for JAX arrays)."""
-    check = getattr(array_api_compat, "is_writeable_array", None)
-    if check is None:  # array-api-compat without the helper: never write in place
-        return False
-    return bool(check(x))
+    return bool(array_api_compat.is_writeable_array(x))
 
 
 def _describe(x: object) -> str:
