@@ -1,4 +1,4 @@
-"""Speed of uscale_ref on NumPy against upstream unit_scaling + torch CPU autograd.
+"""Speed of uscale_ref against upstream unit_scaling + torch autograd.
 
 ``uscale-ref bench`` (or ``python benchmarks/bench.py``). One process;
 repetitions are interleaved in rounds (a few of ours, a few of torch's, again)
@@ -6,6 +6,11 @@ so that both see the same machine state over the run, and medians are
 reported. Between shapes the run also samples this
 machine's float32 matmul GFLOP/s, so the conv figures read as a fraction of
 what its BLAS can do. Torch is optional: without it only our times print.
+
+``--device cpu`` (the default) runs uscale_ref on NumPy against torch on the
+CPU; ``--device cuda`` runs it on CuPy against torch on the GPU, waiting for
+the device to finish after every timed call (GPU calls return before their
+work is done).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -83,6 +88,64 @@ SHAPES = [
     Shape(8, 64, 1024, 64, 5, 1, 2, 1, 1, "f16", "half", extra=True),
 ]
 
+
+@dataclass(frozen=True)
+class Platform:
+    """Where a benchmark runs: uscale_ref's array library, torch's device, how to wait.
+
+    ``synchronize`` returns once all work queued on the device has finished;
+    a timed call is only over then. ``matmul_size`` is the side of the square
+    float32 matrices whose product gives the reference rate.
+    """
+
+    name: str
+    xp: Any
+    torch_device: str
+    synchronize: Callable[[], None] = field(default=lambda: None)
+    matmul_size: int = 2048
+    library: str = "NumPy's BLAS"
+
+    def to_ours(self, a: np.ndarray) -> Any:
+        """A host array as an array of uscale_ref's library on this target."""
+        return self.xp.asarray(a)
+
+
+def cpu_platform() -> Platform:
+    """NumPy for uscale_ref, torch on the CPU."""
+    return Platform("cpu", np, "cpu")
+
+
+def cuda_platform() -> Platform:
+    """CuPy for uscale_ref, torch on the same GPU.
+
+    Raises ``ValueError`` when CuPy is not installed or sees no GPU.
+    """
+    try:
+        import cupy
+    except ImportError:
+        raise ValueError(
+            "--device cuda needs CuPy and an NVIDIA GPU (pip install cupy-cuda12x)"
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # no driver: CUDARuntimeError, or a missing library
+        raise ValueError(f"--device cuda: CuPy cannot reach a GPU ({error})") from None
+    if count == 0:
+        raise ValueError("--device cuda: CuPy is installed but finds no GPU")
+    torch, _ = _load_torch()
+    use_torch = torch is not None and torch.cuda.is_available()
+
+    def synchronize() -> None:
+        # Both libraries queue work on the same device; wait for each.
+        cupy.cuda.Device().synchronize()
+        if use_torch:
+            torch.cuda.synchronize()
+
+    return Platform("cuda", cupy, "cuda", synchronize, matmul_size=8192, library="CuPy")
+
+
+PLATFORMS = {"cpu": cpu_platform, "cuda": cuda_platform}
+
 DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "c64": np.complex64}
 
 
@@ -102,8 +165,11 @@ def make_arrays(shape: Shape, rng: np.random.Generator) -> tuple[np.ndarray, ...
     return x, w, b, g
 
 
-def ours(shape: Shape, arrays: tuple[np.ndarray, ...]) -> dict[str, Callable[[], object]]:
-    x, w, b, g = arrays
+def ours(
+    shape: Shape, arrays: tuple[np.ndarray, ...], target: Platform | None = None
+) -> dict[str, Callable[[], object]]:
+    target = target or cpu_platform()
+    x, w, b, g = (target.to_ours(a) for a in arrays)
 
     def forward() -> object:
         return conv1d(x, w, b, **shape.kwargs)
@@ -116,9 +182,13 @@ def ours(shape: Shape, arrays: tuple[np.ndarray, ...]) -> dict[str, Callable[[],
 
 
 def theirs(
-    shape: Shape, arrays: tuple[np.ndarray, ...], torch: Any, upstream: Any
+    shape: Shape,
+    arrays: tuple[np.ndarray, ...],
+    torch: Any,
+    upstream: Any,
+    device: str = "cpu",
 ) -> dict[str, Callable[[], object]]:
-    x, w, b, g = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+    x, w, b, g = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays)
 
     def forward() -> object:
         with torch.no_grad():
@@ -133,19 +203,28 @@ def theirs(
     return {"fwd": forward, "fwd+bwd": forward_backward}
 
 
-def _seconds(function: Callable[[], object]) -> float:
+def _seconds(function: Callable[[], object], synchronize: Callable[[], None]) -> float:
     start = time.perf_counter()
     function()
+    synchronize()
     return time.perf_counter() - start
 
 
-def matmul_gflops(repeats: int) -> list[float]:
-    """Float32 GFLOP/s of 2048 x 2048 matrix products with NumPy's BLAS, one per repeat."""
+def matmul_gflops(repeats: int, target: Platform | None = None) -> list[float]:
+    """Float32 GFLOP/s of square matrix products on ``target``, one per repeat.
+
+    The matrices are ``target.matmul_size`` on a side (2048 on the CPU).
+    """
+    target = target or cpu_platform()
+    size = target.matmul_size
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((2048, 2048), dtype=np.float32)
-    b = rng.standard_normal((2048, 2048), dtype=np.float32)
-    a @ b
-    return [2 * 2048**3 / _seconds(lambda: a @ b) / 1e9 for _ in range(repeats)]
+    a, b = (target.to_ours(rng.standard_normal((size, size), dtype=np.float32)) for _ in "ab")
+
+    def product() -> object:
+        return target.xp.matmul(a, b)
+
+    _seconds(product, target.synchronize)
+    return [2 * size**3 / _seconds(product, target.synchronize) / 1e9 for _ in range(repeats)]
 
 
 def _load_torch() -> tuple[Any, Any]:
@@ -158,7 +237,7 @@ def _load_torch() -> tuple[Any, Any]:
 
 
 def run(
-    repeats: int, shapes: list[Shape], with_torch: bool = True
+    repeats: int, shapes: list[Shape], with_torch: bool = True, target: Platform | None = None
 ) -> tuple[list[dict[Any, Any]], list[float]]:
     """Median seconds per (implementation, pass) for every shape, and matmul rates.
 
@@ -166,20 +245,23 @@ def run(
     measured under the same conditions as the convolutions around it (on a
     shared virtual machine the rate drifts by tens of percent over minutes).
     """
+    target = target or cpu_platform()
     torch, upstream = _load_torch() if with_torch else (None, None)
+    wait = target.synchronize
     rng = np.random.default_rng(0)
     rows = []
     rates: list[float] = []
     for shape in shapes:
-        rates += matmul_gflops(max(1, min(3, repeats)))
+        rates += matmul_gflops(max(1, min(3, repeats)), target)
         arrays = make_arrays(shape, rng)
-        contenders = {"ours": ours(shape, arrays)}
+        contenders = {"ours": ours(shape, arrays, target)}
         if torch is not None:
-            contenders["torch"] = theirs(shape, arrays, torch, upstream)
+            contenders["torch"] = theirs(shape, arrays, torch, upstream, target.torch_device)
         times: dict[tuple[str, str], list[float]] = {}
         for who, calls in contenders.items():  # warm-up
             for what, call in calls.items():
                 call()
+                wait()
                 times[(who, what)] = []
         # Interleaved in rounds: each round times every contender a few times in
         # a row. (Alternating call by call would charge each side for the other's
@@ -191,7 +273,8 @@ def run(
             for who, calls in contenders.items():
                 for what in ("fwd", "fwd+bwd"):
                     calls[what]()  # settles this side's threads after the other's
-                    times[(who, what)].extend(_seconds(calls[what]) for _ in range(count))
+                    wait()
+                    times[(who, what)].extend(_seconds(calls[what], wait) for _ in range(count))
         row: dict[Any, Any] = {"shape": shape}
         row.update({key: statistics.median(values) for key, values in times.items()})
         rows.append(row)
@@ -202,11 +285,17 @@ def _geometric_mean(values: list[float]) -> float:
     return math.exp(statistics.mean(math.log(v) for v in values))
 
 
-def report(rows: list[dict[Any, Any]], rates: list[float], markdown: bool = False) -> str:
+def report(
+    rows: list[dict[Any, Any]],
+    rates: list[float],
+    markdown: bool = False,
+    target: Platform | None = None,
+) -> str:
     """The table, the ratios' geometric means and the matmul reference as text.
 
     "% of matmul" divides by the median of the sampled matrix-product rates.
     """
+    target = target or cpu_platform()
     peak = statistics.median(rates)
     have_torch = ("torch", "fwd") in rows[0]
     header = ["N,C,L,O,K,s,p,d,g,dtype", "fwd ms", "fwd+bwd ms"]
@@ -242,28 +331,40 @@ def report(rows: list[dict[Any, Any]], rates: list[float], markdown: bool = Fals
         ]
     out.append("")
     for title, chosen in (
-        ("issue's shape set", [r for r in ratios if not r[0].extra]),
+        ("the issue's shape set", [r for r in ratios if not r[0].extra]),
         ("all shapes", ratios),
     ):
         if chosen:
             out.append(
-                f"geometric mean ratio ours/torch over the {title}: forward "
+                f"geometric mean ratio ours/torch over {title}: forward "
                 f"{_geometric_mean([r[1] for r in chosen]):.2f}, forward+backward "
                 f"{_geometric_mean([r[2] for r in chosen]):.2f}; worst forward+backward "
                 f"{max(r[2] for r in chosen):.2f}"
             )
     out.append(
-        f"float32 matmul (2048^3) with NumPy's BLAS here: median {peak:.1f} GFLOP/s "
+        f"float32 matmul ({target.matmul_size}^3) with {target.library} here: "
+        f"median {peak:.1f} GFLOP/s "
         f"over {len(rates)} samples taken between shapes (range {min(rates):.1f}-{max(rates):.1f})"
     )
     return "\n".join(out)
 
 
-def describe_machine() -> str:
+def describe_machine(target: Platform | None = None) -> str:
+    target = target or cpu_platform()
     parts = [platform.machine(), f"{os.cpu_count()} CPUs", f"numpy {np.__version__}"]
+    if target.xp is not np:
+        version = getattr(target.xp, "__version__", "")
+        parts.append(f"uscale_ref on {target.library} {version}".rstrip())
+    if target.name == "cuda":
+        props = target.xp.cuda.runtime.getDeviceProperties(target.xp.cuda.Device().id)
+        name = props["name"]
+        parts.append(name.decode() if isinstance(name, bytes) else str(name))
     torch, _ = _load_torch()
     if torch is not None:
-        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+        parts.append(
+            f"torch {torch.__version__} on {target.torch_device} "
+            f"({torch.get_num_threads()} CPU threads)"
+        )
     return ", ".join(parts)
 
 
@@ -273,6 +374,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help="only shapes whose label contains this text")
     parser.add_argument("--no-torch", action="store_true", help="time uscale_ref alone")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--device",
+        choices=sorted(PLATFORMS),
+        default="cpu",
+        help="cpu: NumPy against torch CPU (default); cuda: CuPy against torch CUDA",
+    )
 
 
 def run_from_arguments(args: argparse.Namespace) -> int:
@@ -283,9 +390,10 @@ def run_from_arguments(args: argparse.Namespace) -> int:
         raise ValueError(f"no benchmark shape matches --only {args.only!r}")
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    print(describe_machine())
-    rows, rates = run(args.repeats, shapes, with_torch=not args.no_torch)
-    print(report(rows, rates, args.markdown))
+    where = PLATFORMS[args.device]()
+    print(describe_machine(where))
+    rows, rates = run(args.repeats, shapes, with_torch=not args.no_torch, target=where)
+    print(report(rows, rates, args.markdown, where))
     return 0
 
 

@@ -1,0 +1,134 @@
+"""The benchmark's plumbing: any array library, waiting on the device, clean refusals.
+
+These check that the timing harness does what it says (runs uscale_ref on the
+chosen library, waits for the device after every timed call, reports); they
+time nothing that is asserted on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+
+from uscale_ref import benchmark
+from uscale_ref.cli import main
+
+TINY = benchmark.SHAPES[0]
+
+
+def _cupy_reaches_a_gpu() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        benchmark.cuda_platform()
+    except ValueError:
+        return False
+    return True
+
+
+class CountingPlatform:
+    """array-api-strict standing in for a device library, counting the waits."""
+
+    def __init__(self) -> None:
+        strict = pytest.importorskip("array_api_strict")
+        self.waits = 0
+        self.platform = benchmark.Platform(
+            "strict", strict, "cpu", self.wait, matmul_size=64, library="array-api-strict"
+        )
+
+    def wait(self) -> None:
+        self.waits += 1
+
+
+def test_ours_runs_on_the_platforms_library():
+    counting = CountingPlatform()
+    arrays = benchmark.make_arrays(TINY, np.random.default_rng(0))
+    calls = benchmark.ours(TINY, arrays, counting.platform)
+    output = calls["fwd"]()
+    grads = calls["fwd+bwd"]()
+    assert type(output).__module__.startswith("array_api_strict")
+    assert all(type(g).__module__.startswith("array_api_strict") for g in grads)
+    expected = benchmark.ours(TINY, arrays)["fwd"]()
+    np.testing.assert_allclose(np.from_dlpack(output), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_run_waits_for_the_device_after_every_timed_call():
+    counting = CountingPlatform()
+    repeats = 2
+    rows, rates = benchmark.run(repeats, [TINY], with_torch=False, target=counting.platform)
+    assert len(rates) == repeats and all(rate > 0 for rate in rates)
+    row = rows[0]
+    assert row[("ours", "fwd")] > 0 and row[("ours", "fwd+bwd")] > 0
+    # matmul: one warm-up + one per repeat; per pass: a warm-up, a settling
+    # call per round, and every timed call.
+    matmul_waits = 1 + repeats
+    pass_waits = 2 * (1 + 1 + repeats)
+    assert counting.waits == matmul_waits + pass_waits
+    text = benchmark.report(rows, rates, target=counting.platform)
+    assert "float32 matmul (64^3) with array-api-strict here" in text
+
+
+def test_torch_contender_follows_the_platforms_device():
+    pytest.importorskip("torch")
+    pytest.importorskip("unit_scaling")
+    torch, upstream = benchmark._load_torch()
+    arrays = benchmark.make_arrays(TINY, np.random.default_rng(0))
+    grads = benchmark.theirs(TINY, arrays, torch, upstream, device="cpu")["fwd+bwd"]()
+    assert all(g.device.type == "cpu" for g in grads)
+    ours = benchmark.ours(TINY, arrays)["fwd+bwd"]()
+    for a, b in zip(ours, grads, strict=True):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(_cupy_reaches_a_gpu(), reason="CuPy reaches a GPU here")
+def test_cuda_without_a_gpu_is_a_clean_error(capsys):
+    assert main(["bench", "--device", "cuda", "--only", "tiny", "--repeats", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not _cupy_reaches_a_gpu(), reason="needs CuPy and an NVIDIA GPU")
+def test_cuda_bench_runs(capsys):
+    assert main(["bench", "--device", "cuda", "--only", "tiny", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "with CuPy here" in out and "tiny" in out
+
+
+class _FakeCuda:
+    """Just enough of ``cupy.cuda`` for :func:`benchmark.cuda_platform`."""
+
+    def __init__(self, devices: int) -> None:
+        self.synchronized = 0
+        fake = self
+
+        class Runtime:
+            @staticmethod
+            def getDeviceCount() -> int:  # CuPy's name
+                return devices
+
+        class Device:
+            def synchronize(self) -> None:
+                fake.synchronized += 1
+
+        self.runtime = Runtime
+        self.Device = Device
+
+
+def test_cuda_platform_waits_on_cupys_device(monkeypatch):
+    cuda = _FakeCuda(devices=1)
+    fake_cupy = type("FakeCupy", (), {"cuda": cuda})()
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    target = benchmark.cuda_platform()
+    assert target.xp is fake_cupy and target.torch_device == "cuda"
+    target.synchronize()
+    assert cuda.synchronized == 1
+
+
+def test_cuda_platform_refuses_a_machine_without_gpus(monkeypatch):
+    fake_cupy = type("FakeCupy", (), {"cuda": _FakeCuda(devices=0)})()
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    with pytest.raises(ValueError, match="finds no GPU"):
+        benchmark.cuda_platform()
