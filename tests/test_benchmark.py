@@ -109,7 +109,13 @@ class _FakeCuda:
             def getDeviceCount() -> int:  # CuPy's name
                 return devices
 
+            @staticmethod
+            def getDeviceProperties(device: int) -> dict[str, object]:  # CuPy's name
+                return {"name": f"Stand-in GPU {device}".encode()}
+
         class Device:
+            id = 0
+
             def synchronize(self) -> None:
                 fake.synchronized += 1
 
@@ -125,6 +131,7 @@ def test_cuda_platform_waits_on_cupys_device(monkeypatch):
     assert target.xp is fake_cupy and target.torch_device == "cuda"
     target.synchronize()
     assert cuda.synchronized == 1
+    assert "Stand-in GPU 0" in benchmark.describe_machine(target)
 
 
 def test_cuda_platform_refuses_a_machine_without_gpus(monkeypatch):
