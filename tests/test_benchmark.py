@@ -32,11 +32,17 @@ def _cupy_reaches_a_gpu() -> bool:
 class CountingPlatform:
     """array-api-strict standing in for a device library, counting the waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, torch_usable: bool = True) -> None:
         strict = pytest.importorskip("array_api_strict")
         self.waits = 0
         self.platform = benchmark.Platform(
-            "strict", strict, "cpu", self.wait, matmul_size=64, library="array-api-strict"
+            "strict",
+            strict,
+            "cpu",
+            self.wait,
+            matmul_size=64,
+            library="array-api-strict",
+            torch_usable=torch_usable,
         )
 
     def wait(self) -> None:
@@ -69,6 +75,12 @@ def test_run_waits_for_the_device_after_every_timed_call():
     assert counting.waits == matmul_waits + pass_waits
     text = benchmark.report(rows, rates, target=counting.platform)
     assert "float32 matmul (64^3) with array-api-strict here" in text
+
+
+def test_a_torch_that_cannot_reach_the_device_is_left_out():
+    counting = CountingPlatform(torch_usable=False)
+    rows, _ = benchmark.run(1, [TINY], with_torch=True, target=counting.platform)
+    assert set(rows[0]) == {"shape", ("ours", "fwd"), ("ours", "fwd+bwd")}
 
 
 def test_torch_contender_follows_the_platforms_device():
@@ -129,6 +141,8 @@ def test_cuda_platform_waits_on_cupys_device(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
     target = benchmark.cuda_platform()
     assert target.xp is fake_cupy and target.torch_device == "cuda"
+    torch = benchmark._load_torch()[0]
+    assert target.torch_usable == (torch is not None and torch.cuda.is_available())
     target.synchronize()
     assert cuda.synchronized == 1
     assert "Stand-in GPU 0" in benchmark.describe_machine(target)

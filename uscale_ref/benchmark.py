@@ -95,7 +95,9 @@ class Platform:
 
     ``synchronize`` returns once all work queued on the device has finished;
     a timed call is only over then. ``matmul_size`` is the side of the square
-    float32 matrices whose product gives the reference rate.
+    float32 matrices whose product gives the reference rate. ``torch_usable``
+    is false where the installed torch cannot reach ``torch_device`` (a CPU
+    build on a GPU machine); the run then times uscale_ref alone.
     """
 
     name: str
@@ -104,6 +106,7 @@ class Platform:
     synchronize: Callable[[], None] = field(default=lambda: None)
     matmul_size: int = 2048
     library: str = "NumPy's BLAS"
+    torch_usable: bool = True
 
     def to_ours(self, a: np.ndarray) -> Any:
         """A host array as an array of uscale_ref's library on this target."""
@@ -141,7 +144,15 @@ def cuda_platform() -> Platform:
         if use_torch:
             torch.cuda.synchronize()
 
-    return Platform("cuda", cupy, "cuda", synchronize, matmul_size=8192, library="CuPy")
+    return Platform(
+        "cuda",
+        cupy,
+        "cuda",
+        synchronize,
+        matmul_size=8192,
+        library="CuPy",
+        torch_usable=use_torch,
+    )
 
 
 PLATFORMS = {"cpu": cpu_platform, "cuda": cuda_platform}
@@ -246,7 +257,7 @@ def run(
     shared virtual machine the rate drifts by tens of percent over minutes).
     """
     target = target or cpu_platform()
-    torch, upstream = _load_torch() if with_torch else (None, None)
+    torch, upstream = _load_torch() if with_torch and target.torch_usable else (None, None)
     wait = target.synchronize
     rng = np.random.default_rng(0)
     rows = []
@@ -360,11 +371,13 @@ def describe_machine(target: Platform | None = None) -> str:
         name = props["name"]
         parts.append(name.decode() if isinstance(name, bytes) else str(name))
     torch, _ = _load_torch()
-    if torch is not None:
+    if torch is not None and target.torch_usable:
         parts.append(
             f"torch {torch.__version__} on {target.torch_device} "
             f"({torch.get_num_threads()} CPU threads)"
         )
+    elif torch is not None:
+        parts.append(f"torch {torch.__version__} cannot use {target.torch_device}: ours alone")
     return ", ".join(parts)
 
 
@@ -390,10 +403,10 @@ def run_from_arguments(args: argparse.Namespace) -> int:
         raise ValueError(f"no benchmark shape matches --only {args.only!r}")
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    where = PLATFORMS[args.device]()
-    print(describe_machine(where))
-    rows, rates = run(args.repeats, shapes, with_torch=not args.no_torch, target=where)
-    print(report(rows, rates, args.markdown, where))
+    target = PLATFORMS[args.device]()
+    print(describe_machine(target))
+    rows, rates = run(args.repeats, shapes, with_torch=not args.no_torch, target=target)
+    print(report(rows, rates, args.markdown, target))
     return 0
 
 
