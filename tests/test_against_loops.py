@@ -125,6 +125,8 @@ def conftest_numpy():
     [
         pytest.param({"_SMALL_CONTRACTION": 10**6}, id="broadcast-products"),
         pytest.param({"_SMALL_CONTRACTION": 1}, id="matrix-products"),
+        pytest.param({"_WIDE_CONTRACTION": 1}, id="stacked-unit-stride-taps"),
+        pytest.param({"_WIDE_CONTRACTION": 10**9}, id="per-tap-products"),
         pytest.param({"banded.MIN_KERNEL": 1}, id="band-matrices-any-kernel"),
         pytest.param({"banded.MIN_KERNEL": 10**6}, id="no-band-matrices"),
     ],

@@ -29,8 +29,9 @@ All three walk the length axis in blocks sized by the workspace setting
 (:mod:`uscale_ref.config`) and, within a block, loop over the ``K`` kernel
 taps with one batched matrix product per tap over the channels of a group
 (broadcast products when a group contracts fewer than 4 channels; strided
-taps stacked into one matrix per block). Padding is cut block by block: the
-padded input is never built whole. The public functions accept the same
+taps, and in the forward and dgrad unit-stride taps whose channels times
+taps reach 1024, stacked into one matrix per block). Padding is cut block
+by block: the padded input is never built whole. The public functions accept the same
 arguments as :func:`uscale_ref.conv1d`; the ``*_blocks`` functions are the
 arithmetic itself, on batched arrays.
 """
@@ -71,6 +72,14 @@ _CACHE_BLOCK_BYTES = 4 * 2**20
 # Contractions over fewer channels than this are done as broadcast products:
 # a batch of tiny matrix products costs more in call overhead than it saves.
 _SMALL_CONTRACTION = 4
+# Stride-1 taps are stacked into one matrix ("im2col") when the stacked
+# contraction (channels times taps) reaches this: one product with a long
+# contraction runs near the BLAS's best rate, K products with a short one do
+# not, and from here that gain outweighs the copy.
+_WIDE_CONTRACTION = 1024
+# Stacked blocks are cut to the cache but kept at least this many positions
+# wide: narrower products lose more in BLAS speed than the cache saves.
+_MIN_COLUMN_WIDTH = 512
 
 
 def _blocks(start: int, stop: int, length: int) -> Iterator[tuple[int, int]]:
@@ -79,11 +88,20 @@ def _blocks(start: int, stop: int, length: int) -> Iterator[tuple[int, int]]:
         yield a, min(stop, a + length)
 
 
-def _block_length(total: int, bytes_per_position: int, elementwise: bool) -> int:
+def _block_length(
+    total: int, bytes_per_position: int, elementwise: bool, stacked: bool = False
+) -> int:
+    """Positions per block: the workspace's worth, or a cache block's for the
+    element-wise and stacked paths (stacked blocks at least ``_MIN_COLUMN_WIDTH``
+    wide while the workspace allows)."""
     budget = get_workspace_bytes()
-    if elementwise:
-        budget = min(budget, _CACHE_BLOCK_BYTES)
-    return max(1, min(total, budget // max(1, bytes_per_position)))
+    most = max(1, min(total, budget // max(1, bytes_per_position)))
+    if not (elementwise or stacked):
+        return most
+    cached = max(1, min(total, _CACHE_BLOCK_BYTES // max(1, bytes_per_position)))
+    if stacked:
+        cached = max(cached, min(total, _MIN_COLUMN_WIDTH))
+    return min(most, cached)
 
 
 def _batch_chunks(batch: int, bytes_per_item: int) -> list[tuple[int, int]]:
@@ -163,14 +181,28 @@ def _contract(xp: Namespace, matrices: Array, columns: Array) -> Array:
 
 
 def _use_columns(contraction: int, strided: bool) -> bool:
-    """Whether to stack the taps into one matrix per block ("im2col").
+    """Whether to stack strided taps into one matrix per block ("im2col").
 
-    Only strided taps are: a strided view is copied for a matrix product
-    anyway, and one product over all K taps then replaces K thinner ones.
-    Unit-stride taps stay views, one product per tap (measured as fast as
-    im2col here, without the copies).
+    A strided view is copied for a matrix product anyway, and one product
+    over all K taps then replaces K thinner ones. (Unit-stride taps: see
+    :func:`_stack_wide`.)
     """
     return strided and contraction >= _SMALL_CONTRACTION
+
+
+def _stack_wide(contraction: int, kernel_size: int, stride: int) -> bool:
+    """Whether to stack unit-stride taps: only when ``contraction * K`` is wide.
+
+    Otherwise they stay views, one product per tap: for short stacked
+    contractions (``C K`` = 192 to 768 on the benchmark) that measured as
+    fast as stacking, without the copies; at ``C K`` = 1152 and 3968 the
+    stacked product was about 20 % faster.
+    """
+    return (
+        stride == 1
+        and contraction >= _SMALL_CONTRACTION
+        and contraction * kernel_size >= _WIDE_CONTRACTION
+    )
 
 
 def _stack_taps(xp: Namespace, taps: list[Array]) -> Array:
@@ -286,9 +318,15 @@ def forward_blocks(
     out_per_group = out_channels // groups
     work_dtype = compute_dtype(xp, x.dtype)
     itemsize = _itemsize(xp, work_dtype)
-    cached = fan_in < _SMALL_CONTRACTION or banded.applies(geometry)
+    wide = _stack_wide(fan_in, kernel_size, stride)
+    cached = fan_in < _SMALL_CONTRACTION or banded.applies(geometry) or wide
     if cached and batch > 1:
-        per_item = itemsize * geometry.out_length * (geometry.in_channels * 2 + 2 * out_channels)
+        columns = kernel_size if wide else 1
+        per_item = (
+            itemsize
+            * geometry.out_length
+            * (geometry.in_channels * (1 + columns) + 2 * out_channels)
+        )
         chunks = _batch_chunks(batch, per_item)
         if len(chunks) > 1:
             parts = (
@@ -306,7 +344,7 @@ def forward_blocks(
     weight_g = xp.reshape(weight, (groups, out_per_group, fan_in, kernel_size))
     taps_w = [weight_g[..., k] for k in range(kernel_size)]  # (G, O_g, C_g) each
     stacked = None
-    if _use_columns(fan_in, stride > 1):
+    if _use_columns(fan_in, stride > 1) or wide:
         stacked = xp.reshape(weight_g, (groups, out_per_group, fan_in * kernel_size))
     bias_g = None if bias is None else xp.reshape(bias, (groups, out_per_group, 1))
 
@@ -329,7 +367,9 @@ def forward_blocks(
 
     columns = kernel_size if stacked is not None else 1
     per_position = itemsize * batch * (geometry.in_channels * (stride + columns) + 2 * out_channels)
-    length = _block_length(geometry.out_length, per_position, fan_in < _SMALL_CONTRACTION)
+    length = _block_length(
+        geometry.out_length, per_position, fan_in < _SMALL_CONTRACTION, stacked=wide
+    )
 
     def blocks() -> Iterator[Array]:
         for l0, l1 in _blocks(0, geometry.out_length, length):
@@ -367,36 +407,6 @@ def input_grad_blocks(
     dilation = geometry.dilation
     out_channels, fan_in, kernel_size = weight.shape
     out_per_group = out_channels // groups
-    in_channels = geometry.in_channels
-    itemsize = _itemsize(xp, delta.dtype)
-    if (out_per_group < _SMALL_CONTRACTION or banded.applies(geometry)) and batch > 1:
-        per_item = itemsize * geometry.in_length * 2 * (in_channels + out_channels)
-        chunks = _batch_chunks(batch, per_item)
-        if len(chunks) > 1:
-            parts = (
-                input_grad_blocks(
-                    xp,
-                    delta[n0:n1, ...],
-                    weight,
-                    replace(geometry, batch_size=n1 - n0),
-                    scale=scale,
-                )
-                for n0, n1 in chunks
-            )
-            return _join(xp, parts, 0, batch)
-    if banded.applies(geometry):
-        # Stride 1: tap k reaches t from delta[t + p_l - k d]; reversed, the
-        # taps read delta[t + p_l - D + k d] with D = d (K - 1).
-        span = dilation * (kernel_size - 1)
-        taps = conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1))
-        result = _banded_blocks(
-            xp, delta, taps, geometry.pad_left - span, geometry.in_length, dilation, delta.dtype
-        )
-        if result is not None:
-            if scale != 1.0:
-                result *= scale
-            return result
-
     # (G, C_g, O_g) per tap: each group's matrix transposed and conjugated.
     weight_t = conj_if_complex(
         xp,
@@ -408,12 +418,89 @@ def input_grad_blocks(
     for k in range(kernel_size):
         phase, shift = divmod(k * dilation, stride)[::-1]
         phases[phase].append((weight_t[..., k], shift))
+    # Built once, before any batch chunking: the stacked matrix is a copy.
+    # Stride 1 is one phase holding every tap; stacked, its matrix is (G, C_g, O_g K).
+    stacked = None
+    if _stack_wide(out_per_group, kernel_size, stride):
+        stacked = xp.reshape(
+            xp.stack([m for m, _ in phases[0]], axis=-1),
+            (groups, fan_in, out_per_group * kernel_size),
+        )
+    band_taps = None
+    if banded.applies(geometry):
+        # Stride 1: tap k reaches t from delta[t + p_l - k d]; reversed, the
+        # taps read delta[t + p_l - D + k d] with D = d (K - 1).
+        band_taps = conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1))
+
+    def chunk(part: Array, chunk_geometry: Conv1dGeometry) -> Array:
+        if band_taps is not None:
+            span = dilation * (kernel_size - 1)
+            result = _banded_blocks(
+                xp,
+                part,
+                band_taps,
+                geometry.pad_left - span,
+                geometry.in_length,
+                dilation,
+                part.dtype,
+            )
+            if result is not None:
+                if scale != 1.0:
+                    result *= scale
+                return result
+        return _input_grad_direct(xp, part, phases, stacked, chunk_geometry, scale)
+
+    cached = out_per_group < _SMALL_CONTRACTION or band_taps is not None or stacked is not None
+    if cached and batch > 1:
+        columns = kernel_size if stacked is not None else 0
+        per_item = (
+            _itemsize(xp, delta.dtype)
+            * geometry.in_length
+            * (2 * geometry.in_channels + (2 + columns) * out_channels)
+        )
+        chunks = _batch_chunks(batch, per_item)
+        if len(chunks) > 1:
+            parts = (
+                chunk(delta[n0:n1, ...], replace(geometry, batch_size=n1 - n0)) for n0, n1 in chunks
+            )
+            return _join(xp, parts, 0, batch)
+    return chunk(delta, geometry)
+
+
+def _input_grad_direct(
+    xp: Namespace,
+    delta: Array,
+    phases: list[list[tuple[Array, int]]],
+    stacked: Array | None,
+    geometry: Conv1dGeometry,
+    scale: float,
+) -> Array:
+    """The polyphase sums of :func:`input_grad_blocks`, block by block along the length.
+
+    ``phases[r]`` lists ``(matrix, shift)`` for the taps of phase ``r``;
+    ``stacked`` is the single phase's matrices side by side, when stacked.
+    """
+    batch, groups, stride = geometry.batch_size, geometry.groups, geometry.stride
+    in_channels, out_channels = geometry.in_channels, geometry.out_channels
+    fan_in, out_per_group = geometry.fan_in, out_channels // groups
+    kernel_size, dilation = geometry.kernel_size, geometry.dilation
     # Padded positions [s m_first, s m_last) cover the unpadded input.
     m_first = geometry.pad_left // stride
     m_last = -(-(geometry.pad_left + geometry.in_length) // stride)
     work_dtype = delta.dtype
-    per_position = itemsize * batch * stride * (2 * in_channels + 2 * out_channels)
-    length = _block_length(m_last - m_first, per_position, out_per_group < _SMALL_CONTRACTION)
+    columns = kernel_size if stacked is not None else 0
+    per_position = (
+        _itemsize(xp, work_dtype)
+        * batch
+        * stride
+        * (2 * in_channels + (2 + columns) * out_channels)
+    )
+    length = _block_length(
+        m_last - m_first,
+        per_position,
+        out_per_group < _SMALL_CONTRACTION,
+        stacked=stacked is not None,
+    )
     max_shift = (kernel_size - 1) * dilation // stride
 
     def blocks() -> Iterator[Array]:
@@ -429,7 +516,7 @@ def input_grad_blocks(
                         window[..., max_shift - shift : max_shift - shift + width]
                         for _, shift in taps
                     ]
-                    block = _sum_of_products(xp, [m for m, _ in taps], gathered, None)
+                    block = _sum_of_products(xp, [m for m, _ in taps], gathered, stacked)
                 else:
                     block = xp.zeros(
                         (batch, groups, fan_in, width), dtype=work_dtype, device=device_of(delta)
