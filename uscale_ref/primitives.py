@@ -435,18 +435,12 @@ def input_grad_blocks(
         # Stride 1: tap k reaches t from delta[t + p_l - k d]; reversed, the
         # taps read delta[t + p_l - D + k d] with D = d (K - 1).
         band_taps = conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1))
+        band_first = geometry.pad_left - dilation * (kernel_size - 1)
 
     def chunk(part: Array, chunk_geometry: Conv1dGeometry) -> Array:
         if band_taps is not None:
-            span = dilation * (kernel_size - 1)
             result = _banded_blocks(
-                xp,
-                part,
-                band_taps,
-                geometry.pad_left - span,
-                geometry.in_length,
-                dilation,
-                part.dtype,
+                xp, part, band_taps, band_first, geometry.in_length, dilation, part.dtype
             )
             if result is not None:
                 if scale != 1.0:
@@ -456,11 +450,8 @@ def input_grad_blocks(
 
     cached = out_per_group < _SMALL_CONTRACTION or band_taps is not None or stacked is not None
     if cached and batch > 1:
-        columns = kernel_size if stacked is not None else 0
-        per_item = (
-            _itemsize(xp, delta.dtype)
-            * geometry.in_length
-            * (2 * geometry.in_channels + (2 + columns) * out_channels)
+        per_item = geometry.in_length * _dgrad_bytes_per_position(
+            xp, delta.dtype, geometry, stacked
         )
         chunks = _batch_chunks(batch, per_item)
         if len(chunks) > 1:
@@ -469,6 +460,19 @@ def input_grad_blocks(
             )
             return _join(xp, parts, 0, batch)
     return chunk(delta, geometry)
+
+
+def _dgrad_bytes_per_position(
+    xp: Namespace, dtype: Any, geometry: Conv1dGeometry, stacked: Array | None
+) -> int:
+    """Working memory of dgrad per batch item and input position.
+
+    The gradient window and result (two arrays each of input and output
+    channels) and, when the taps are stacked, their ``K`` stacked copies.
+    """
+    columns = geometry.kernel_size if stacked is not None else 0
+    channels = 2 * geometry.in_channels + (2 + columns) * geometry.out_channels
+    return _itemsize(xp, dtype) * channels
 
 
 def _input_grad_direct(
@@ -492,13 +496,7 @@ def _input_grad_direct(
     m_first = geometry.pad_left // stride
     m_last = -(-(geometry.pad_left + geometry.in_length) // stride)
     work_dtype = delta.dtype
-    columns = kernel_size if stacked is not None else 0
-    per_position = (
-        _itemsize(xp, work_dtype)
-        * batch
-        * stride
-        * (2 * in_channels + (2 + columns) * out_channels)
-    )
+    per_position = batch * stride * _dgrad_bytes_per_position(xp, work_dtype, geometry, stacked)
     length = _block_length(
         m_last - m_first,
         per_position,
