@@ -1,6 +1,6 @@
-"""``python benchmarks/bench.py`` is ``uscale-ref bench``: see uscale_ref/benchmark.py."""
+"""``python benchmarks/bench.py`` is ``uscale-ref bench``: see uscale_ref/tools/benchmark.py."""
 
-from uscale_ref.benchmark import main
+from uscale_ref.tools.benchmark import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -134,6 +134,18 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return request.param  # type: ignore[no-any-return]
 
 
+IMPLEMENTATIONS = [pytest.param("kernels", id="kernels"), pytest.param("textbook", id="textbook")]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request: pytest.FixtureRequest) -> Any:
+    """The public functions (fast kernels) or ``uscale_ref.textbook``: same names, same answers."""
+    import uscale_ref
+    import uscale_ref.textbook
+
+    return uscale_ref if request.param == "kernels" else uscale_ref.textbook
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261124)

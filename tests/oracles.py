@@ -47,7 +47,11 @@ def widen(a):
 
 
 def loop_forward(x, w, b, geo: Geometry):
-    """y[n,o,l] = b[o] + sum_{i,k} w[o,i,k] * x[n, g*Cg+i, l*s + k*d - p_l] (zero outside)."""
+    """y[n,o,l] = b[o] + sum_{i,k} w[o,i,k] * x[n, g*Cg+i, l*s + k*d - p_l] (zero outside).
+
+    Summed over i and k in that order, starting from the bias, so that
+    NaN and inf spread as they do in any order of the same products.
+    """
     x, w = widen(x), widen(w)
     n_batch, _, length = x.shape
     n_out, per_group_in, kernel = w.shape
@@ -62,14 +66,20 @@ def loop_forward(x, w, b, geo: Geometry):
                 for i in range(per_group_in):
                     for k in range(kernel):
                         t = l * geo.stride + k * geo.dilation - geo.pad_left
-                        if 0 <= t < length:
-                            total += w[o, i, k] * x[n, g * per_group_in + i, t]
+                        # A padding position holds a zero that is multiplied like any
+                        # value (0 * inf is NaN), as PyTorch's forward does.
+                        value = x[n, g * per_group_in + i, t] if 0 <= t < length else 0.0
+                        total += w[o, i, k] * value
                 y[n, o, l] = total
     return y
 
 
 def loop_input_grad(grad_output, w, in_length, geo: Geometry):
-    """grad_x[n,c,t] = sum over (o,k,l) with l*s + k*d - p_l = t of conj(w[o,i,k]) g[n,o,l]."""
+    """grad_x[n,c,t] = sum over (o,k,l) with l*s + k*d - p_l = t of conj(w[o,i,k]) g[n,o,l].
+
+    Only the pairs (k, l) that exist are summed: nothing is multiplied by a
+    padding zero (as PyTorch's dgrad).
+    """
     grad_output, w = widen(grad_output), widen(w)
     n_batch, n_out, out_length = grad_output.shape
     _, per_group_in, kernel = w.shape
@@ -105,10 +115,8 @@ def loop_weight_grad(grad_output, x, kernel, geo: Geometry):
                 for n in range(n_batch):
                     for l in range(out_length):
                         t = l * geo.stride + k * geo.dilation - geo.pad_left
-                        if 0 <= t < length:
-                            grad_w[o, i, k] += grad_output[n, o, l] * np.conj(
-                                x[n, g * per_group_in + i, t]
-                            )
+                        value = x[n, g * per_group_in + i, t] if 0 <= t < length else 0.0
+                        grad_w[o, i, k] += grad_output[n, o, l] * np.conj(value)
     return grad_w
 
 

@@ -1,7 +1,8 @@
 """Exact expected results of the scaled op, built only from the oracles.
 
-The scale formulas are written out again here from UPSTREAM.md rather than
-imported, so that a mistake in uscale_ref.scales cannot hide itself.
+The scale formulas are written out again here from upstream's definition (as
+docs/derivations.md states it, section "The four scales") rather than imported,
+so that a mistake in uscale_ref.scales cannot hide itself.
 """
 
 from __future__ import annotations

@@ -21,23 +21,23 @@ def _expected(case_id: str, dtype: str, bias: bool):
     return (x, w, b, g), reference.exact(x, w, b, g, geo)
 
 
-def _run(backend, case_id, dtype, bias):
+def _run(backend, case_id, dtype, bias, impl=uscale_ref):
     if not backend.supports(dtype):
         pytest.skip(f"{backend.name} has no {dtype}")
     (x, w, b, g), expected = _expected(case_id, dtype, bias)
     kwargs = cases.conv_kwargs(cases.spec(case_id))
     xs, ws, gs = (backend.asarray(a) for a in (x, w, g))
     bs = None if b is None else backend.asarray(b)
-    output = uscale_ref.conv1d(xs, ws, bs, **kwargs)
-    grads = uscale_ref.conv1d_backward(gs, xs, ws, bs, **kwargs)
+    output = impl.conv1d(xs, ws, bs, **kwargs)
+    grads = impl.conv1d_backward(gs, xs, ws, bs, **kwargs)
     return (xs, output, grads), expected
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("dtype", cases.DTYPES)
 @pytest.mark.parametrize("case_id", list(cases.CASES))
-def test_matches_loop_definition(backend, case_id, dtype, bias):
-    (xs, output, grads), expected = _run(backend, case_id, dtype, bias)
+def test_matches_loop_definition(impl, backend, case_id, dtype, bias):
+    (xs, output, grads), expected = _run(backend, case_id, dtype, bias, impl)
     results = {"output": output, "grad_input": grads.grad_input, "grad_weight": grads.grad_weight}
     if bias:
         results["grad_bias"] = grads.grad_bias
@@ -59,13 +59,13 @@ def test_matches_loop_definition(backend, case_id, dtype, bias):
     "constraint", [None, "", "gmean", "hmean", "amean", "to_output_scale", "to_grad_input_scale"]
 )
 @pytest.mark.parametrize("scale_power", [(0.5, 0.5, 0.5), (1.0, 0.25, 0.75), (0.0, 0.0, 0.0)])
-def test_constraints_and_scale_power(case_id, constraint, scale_power):
+def test_constraints_and_scale_power(impl, case_id, constraint, scale_power):
     x, w, b, g = cases.make_inputs(case_id, "float64")
     case = cases.spec(case_id)
     kwargs = cases.conv_kwargs(case)
     expected = reference.exact(x, w, b, g, cases.geometry(case), constraint, scale_power)
-    output = uscale_ref.conv1d(x, w, b, **kwargs, constraint=constraint, scale_power=scale_power)
-    grads = uscale_ref.conv1d_backward(
+    output = impl.conv1d(x, w, b, **kwargs, constraint=constraint, scale_power=scale_power)
+    grads = impl.conv1d_backward(
         g, x, w, b, **kwargs, constraint=constraint, scale_power=scale_power
     )
     for name, value in [("output", output), *zip(grads._fields, grads, strict=True)]:
@@ -73,14 +73,14 @@ def test_constraints_and_scale_power(case_id, constraint, scale_power):
         assert_within_rounding(value, exact, magnitude, np.float64, terms, what=name)
 
 
-def test_unbatched_equals_batch_of_one(backend):
+def test_unbatched_equals_batch_of_one(impl, backend):
     x, w, b, g = cases.make_inputs("unbatched", "float32")
     kwargs = cases.conv_kwargs(cases.spec("unbatched"))
     xs, ws, bs, gs = (backend.asarray(a) for a in (x, w, b, g))
-    single = uscale_ref.conv1d(xs, ws, bs, **kwargs)
-    batch = uscale_ref.conv1d(backend.asarray(x[None]), ws, bs, **kwargs)
+    single = impl.conv1d(xs, ws, bs, **kwargs)
+    batch = impl.conv1d(backend.asarray(x[None]), ws, bs, **kwargs)
     np.testing.assert_array_equal(backend.to_numpy(single), backend.to_numpy(batch)[0])
-    grads = uscale_ref.conv1d_backward(gs, xs, ws, bs, **kwargs)
+    grads = impl.conv1d_backward(gs, xs, ws, bs, **kwargs)
     assert tuple(grads.grad_input.shape) == x.shape
 
 
@@ -88,7 +88,11 @@ def test_unbatched_equals_batch_of_one(backend):
 @pytest.mark.parametrize("dtype", ["float16", "float32", "complex128"])
 @pytest.mark.parametrize("case_id", list(cases.CASES))
 def test_blocked_paths_match_loop_definition(case_id, dtype, workspace_bytes):
-    """Small workspaces force many blocks (down to length 1): every block edge is exercised."""
+    """Small workspaces force many blocks (down to length 1): every block edge is exercised.
+
+    (Every path of the kernels, forced through their plan, is held to the
+    textbook in test_kernels.py.)
+    """
     from uscale_ref.config import workspace
 
     with workspace(workspace_bytes):
@@ -118,37 +122,6 @@ def conftest_numpy():
     from conftest import Backend
 
     return Backend("numpy", np)
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param({"_SMALL_CONTRACTION": 10**6}, id="broadcast-products"),
-        pytest.param({"_SMALL_CONTRACTION": 1}, id="matrix-products"),
-        pytest.param({"_WIDE_CONTRACTION": 1}, id="stacked-unit-stride-taps"),
-        pytest.param({"_WIDE_CONTRACTION": 10**9}, id="per-tap-products"),
-        pytest.param({"banded.MIN_KERNEL": 1}, id="band-matrices-any-kernel"),
-        pytest.param({"banded.MIN_KERNEL": 10**6}, id="no-band-matrices"),
-    ],
-)
-@pytest.mark.parametrize("dtype", ["float32", "complex128"])
-@pytest.mark.parametrize("case_id", list(cases.CASES))
-def test_every_kernel_path_matches_loop_definition(monkeypatch, case_id, dtype, path):
-    """Each arithmetic path of the kernels, forced on every case, with small blocks."""
-    from uscale_ref import primitives
-    from uscale_ref.config import workspace
-
-    for name, value in path.items():
-        *module, attribute = name.split(".")
-        monkeypatch.setattr(
-            getattr(primitives, module[0]) if module else primitives, attribute, value
-        )
-    for nbytes in (2000, 2**30):
-        with workspace(nbytes):
-            (_, output, grads), expected = _run(conftest_numpy(), case_id, dtype, True)
-        results = {"output": output, **grads._asdict()}
-        for name, (exact, magnitude, terms) in expected.items():
-            assert_within_rounding(results[name], exact, magnitude, dtype, terms, what=name)
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan], ids=["inf", "-inf", "nan"])
@@ -185,27 +158,3 @@ def test_non_finite_values_reach_only_their_receptive_field(case_id, bad):
         finite = np.isfinite(expected)
         assert 0 < finite.sum() < finite.size
         np.testing.assert_allclose(ours[finite], expected[finite], rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize(
-    "case_id", ["depthwise_k5", "depthwise_dilated_same", "depthwise_wide_span"]
-)
-def test_band_matrix_path_is_taken_for_long_depthwise_kernels(monkeypatch, case_id):
-    """The band-matrix cases above really run that path, forward and dgrad (not a fallback)."""
-    from uscale_ref import banded
-
-    calls = []
-    original = banded.banded_correlate
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(banded, "banded_correlate", spy)
-    x, w, b, g = cases.make_inputs(case_id, "float32")
-    kwargs = cases.conv_kwargs(cases.spec(case_id))
-    uscale_ref.conv1d(x, w, b, **kwargs)
-    forward_calls = len(calls)
-    assert forward_calls >= 1
-    uscale_ref.conv1d_backward(g, x, w, b, **kwargs)
-    assert len(calls) > forward_calls

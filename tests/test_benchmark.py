@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from uscale_ref import benchmark
 from uscale_ref.cli import main
+from uscale_ref.tools import benchmark
 
 TINY = benchmark.SHAPES[0]
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import oracles
+import pytest
 import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tolerance import assert_within_rounding
 
 import uscale_ref
+import uscale_ref.textbook
 
 DTYPES = ["float16", "float32", "float64", "complex64", "complex128"]
 
@@ -47,9 +49,10 @@ def conv_problems(draw):
     }
 
 
+@pytest.mark.parametrize("impl", [uscale_ref, uscale_ref.textbook], ids=["kernels", "textbook"])
 @settings(max_examples=1000)
 @given(conv_problems())
-def test_random_problems_match_loop_oracle(problem):
+def test_random_problems_match_loop_oracle(impl, problem):
     rng = np.random.default_rng(problem["seed"])
     dtype, kwargs = problem["dtype"], problem["kwargs"]
     batch = () if problem["batch"] is None else (problem["batch"],)
@@ -61,11 +64,11 @@ def test_random_problems_match_loop_oracle(problem):
     b = oracles.random_array(rng, (problem["out_channels"],), dtype) if problem["bias"] else None
     options = {"constraint": problem["constraint"], "scale_power": problem["scale_power"]}
 
-    y = uscale_ref.conv1d(x, w, b, **kwargs, **options)
+    y = impl.conv1d(x, w, b, **kwargs, **options)
     geo = oracles.Geometry.resolve(problem["kernel"], **kwargs)
     assert y.shape[-1] == geo.out_length(problem["length"], problem["kernel"])
     g = oracles.random_array(rng, y.shape, dtype)
-    grads = uscale_ref.conv1d_backward(g, x, w, b, **kwargs, **options)
+    grads = impl.conv1d_backward(g, x, w, b, **kwargs, **options)
 
     expected = reference.exact(x, w, b, g, geo, **options)
     results = {"output": y, **grads._asdict()}

@@ -14,15 +14,15 @@ import uscale_ref
 
 @pytest.mark.parametrize("dtype", ["float64", "complex128"])
 @pytest.mark.parametrize("case_id", list(cases.CASES))
-def test_forward_matches_scipy(case_id, dtype):
+def test_forward_matches_scipy(impl, case_id, dtype):
     case = cases.spec(case_id)
     x, w, _, _ = cases.make_inputs(case_id, dtype, bias=False)
     batched = x.ndim == 3
     geo = cases.geometry(case)
     expected = oracles.scipy_forward(x if batched else x[None], w, geo)
     expected = expected if batched else expected[0]
-    got = uscale_ref.correlate(x, w, **cases.conv_kwargs(case))
-    magnitude = np.abs(uscale_ref.correlate(np.abs(x), np.abs(w), **cases.conv_kwargs(case)))
+    got = impl.correlate(x, w, **cases.conv_kwargs(case))
+    magnitude = np.abs(impl.correlate(np.abs(x), np.abs(w), **cases.conv_kwargs(case)))
     # scipy's own sums round too: allow both computations' rounding.
     terms = 2 * (x.shape[-2] // case.get("groups", 1)) * case["K"]
     assert_within_rounding(got, expected, magnitude, dtype, terms, what=case_id)
@@ -43,9 +43,9 @@ def test_loop_oracle_agrees_with_scipy(case_id):
     )
 
 
-def _loss(x, w, b, g, kwargs):
+def _loss(impl, x, w, b, g, kwargs):
     """A real loss whose gradient w.r.t. the output is g: Re sum(conj(g) * y)."""
-    y = uscale_ref.conv1d(x, w, b, **kwargs)
+    y = impl.conv1d(x, w, b, **kwargs)
     return float(np.real(np.vdot(g, y)))
 
 
@@ -79,17 +79,17 @@ def _finite_difference(loss, array, step):
         "depthwise",
     ],
 )
-def test_gradients_match_finite_differences(case_id, dtype):
+def test_gradients_match_finite_differences(impl, case_id, dtype):
     case = cases.spec(case_id)
     kwargs = cases.conv_kwargs(case)
     x, w, b, g = cases.make_inputs(case_id, dtype)
-    grads = uscale_ref.conv1d_backward(g, x, w, b, **kwargs)
+    grads = impl.conv1d_backward(g, x, w, b, **kwargs)
     # The loss is linear in each argument, so central differences are exact
     # up to rounding for any step; a unit step keeps that rounding small.
     numeric = {
-        "grad_input": _finite_difference(lambda v: _loss(v, w, b, g, kwargs), x, 1.0),
-        "grad_weight": _finite_difference(lambda v: _loss(x, v, b, g, kwargs), w, 1.0),
-        "grad_bias": _finite_difference(lambda v: _loss(x, w, v, g, kwargs), b, 1.0),
+        "grad_input": _finite_difference(lambda v: _loss(impl, v, w, b, g, kwargs), x, 1.0),
+        "grad_weight": _finite_difference(lambda v: _loss(impl, x, v, b, g, kwargs), w, 1.0),
+        "grad_bias": _finite_difference(lambda v: _loss(impl, x, w, v, g, kwargs), b, 1.0),
     }
     # Finite differences see the forward scale; the backward applies its own
     # scale instead (the point of unit scaling), so convert one into the other.
@@ -108,7 +108,7 @@ def _vdot(a, b):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
 @pytest.mark.parametrize("case_id", list(cases.CASES))
-def test_adjoint_identities(backend, case_id, dtype):
+def test_adjoint_identities(impl, backend, case_id, dtype):
     """<g, conv(x, w)> == <dgrad(g, w), x> == <wgrad(g, x), w> for the unscaled primitives."""
     if not backend.supports(dtype):
         pytest.skip(f"{backend.name} has no {dtype}")
@@ -116,15 +116,11 @@ def test_adjoint_identities(backend, case_id, dtype):
     kwargs = cases.conv_kwargs(case)
     x, w, _, g = cases.make_inputs(case_id, dtype, bias=False)
     xs, ws, gs = (backend.asarray(a) for a in (x, w, g))
-    y = backend.to_numpy(uscale_ref.correlate(xs, ws, **kwargs))
+    y = backend.to_numpy(impl.correlate(xs, ws, **kwargs))
     grad_x = backend.to_numpy(
-        uscale_ref.correlate_input_grad(
-            gs, ws, input_length=case["L"], batched=x.ndim == 3, **kwargs
-        )
+        impl.correlate_input_grad(gs, ws, input_length=case["L"], batched=x.ndim == 3, **kwargs)
     )
-    grad_w = backend.to_numpy(
-        uscale_ref.correlate_weight_grad(gs, xs, kernel_size=case["K"], **kwargs)
-    )
+    grad_w = backend.to_numpy(impl.correlate_weight_grad(gs, xs, kernel_size=case["K"], **kwargs))
     wide = oracles.widen
     forward_side = _vdot(wide(g), wide(y))
     input_side = _vdot(wide(grad_x), wide(x))
@@ -136,14 +132,14 @@ def test_adjoint_identities(backend, case_id, dtype):
     assert abs(forward_side - weight_side) <= 4 * terms * eps * scale
 
 
-def test_scaled_adjoint_identity_with_scales_divided_out():
+def test_scaled_adjoint_identity_with_scales_divided_out(impl):
     """The public scaled API obeys the identity once each side's scale is divided out."""
     case = cases.spec("everything")
     kwargs = cases.conv_kwargs(case)
     x, w, _, g = cases.make_inputs("everything", "complex128", bias=False)
     scales = uscale_ref.conv1d_scales(x.shape, w.shape, **kwargs, constraint=None)
-    y = uscale_ref.conv1d(x, w, **kwargs, constraint=None) / scales.output
-    grads = uscale_ref.conv1d_backward(g, x, w, **kwargs, constraint=None)
+    y = impl.conv1d(x, w, **kwargs, constraint=None) / scales.output
+    grads = impl.conv1d_backward(g, x, w, **kwargs, constraint=None)
     reference_scales = reference.reference_scales(
         x.shape[0],
         g.shape[-1],
@@ -161,7 +157,7 @@ def test_scaled_adjoint_identity_with_scales_divided_out():
 
 
 @pytest.mark.parametrize("case_id", ["basic", "depthwise_k5", "stride2_pad1"])
-def test_complex_imaginary_parts_keep_their_own_accuracy(case_id):
+def test_complex_imaginary_parts_keep_their_own_accuracy(impl, case_id):
     """Imaginary parts 1e-4 times the real parts: each part is rounded on its own scale.
 
     Gauss's three-product complex multiply would cancel the large real terms
@@ -179,7 +175,7 @@ def test_complex_imaginary_parts_keep_their_own_accuracy(case_id):
 
     x = draw(case["N"], case["C"], case["L"])
     w = draw(case["O"], case["C"] // groups, case["K"])
-    ours = uscale_ref.correlate(x, w, **kwargs).astype(np.complex128)
+    ours = impl.correlate(x, w, **kwargs).astype(np.complex128)
     exact = oracles.loop_forward(x, w, None, cases.geometry(case))
     for part in (np.real, np.imag):
         error = np.max(np.abs(part(ours) - part(exact))) / np.max(np.abs(part(exact)))

@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 from tolerance import assert_within_rounding, rounding_bound, unit_roundoff
 
-import uscale_ref
-
 torch = pytest.importorskip("torch")
 unit_scaling_functional = pytest.importorskip("unit_scaling.functional")
 
@@ -67,7 +65,7 @@ GRID = [
 
 
 @pytest.mark.parametrize(("case_id", "dtype", "constraint"), GRID)
-def test_matches_upstream(case_id, dtype, constraint):
+def test_matches_upstream(impl, case_id, dtype, constraint):
     import reference
 
     case = cases.spec(case_id)
@@ -76,12 +74,10 @@ def test_matches_upstream(case_id, dtype, constraint):
     x, w, b, g = cases.make_inputs(case_id, dtype)
     theirs, _ = run_upstream(x, w, b, g, kwargs, constraint, scale_power)
     ours = {
-        "output": uscale_ref.conv1d(
-            x, w, b, **kwargs, constraint=constraint, scale_power=scale_power
-        )
+        "output": impl.conv1d(x, w, b, **kwargs, constraint=constraint, scale_power=scale_power)
     }
     ours.update(
-        uscale_ref.conv1d_backward(
+        impl.conv1d_backward(
             g, x, w, b, **kwargs, constraint=constraint, scale_power=scale_power
         )._asdict()
     )
@@ -111,7 +107,7 @@ def test_upstream_really_fails_on_string_padding():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "complex64"])
-def test_torch_tensors_in_and_out(dtype):
+def test_torch_tensors_in_and_out(impl, dtype):
     """uscale_ref on torch tensors (through array-api-compat) returns torch tensors of the
     input dtype, within rounding of the exact result, as upstream does."""
     import reference
@@ -121,8 +117,43 @@ def test_torch_tensors_in_and_out(dtype):
     kwargs = cases.conv_kwargs(case)
     expected = reference.exact(x, w, b, g, cases.geometry(case))
     theirs, _ = run_upstream(x, w, b, g, kwargs, "to_output_scale", (0.5, 0.5, 0.5))
-    y = uscale_ref.conv1d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kwargs)
+    y = impl.conv1d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kwargs)
     assert isinstance(y, torch.Tensor) and y.dtype == getattr(torch, dtype)
     exact, magnitude, terms = expected["output"]
     assert_within_rounding(y.resolve_conj().numpy(), exact, magnitude, dtype, terms)
     assert_within_rounding(theirs["output"], exact, magnitude, dtype, terms)
+
+
+NON_FINITE = [
+    pytest.param(where, value, id=f"{name}-{where}")
+    for where in ("input", "weight", "bias", "grad_output")
+    for name, value in (("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf))
+]
+
+
+@pytest.mark.parametrize(("where", "value"), NON_FINITE)
+@pytest.mark.parametrize("case_id", list(cases.CASES))
+def test_non_finite_values_land_where_upstream_puts_them(impl, case_id, where, value):
+    """NaN and inf in any argument: the same NaN, +inf and -inf positions as PyTorch autograd.
+
+    PyTorch multiplies the forward's padding zeros (an inf weight facing
+    the padding gives NaN) but its dgrad never multiplies by a zero it
+    inserted or padded; the definition in uscale_ref.textbook does the same.
+    """
+    case = cases.spec(case_id)
+    kwargs = cases.conv_kwargs(case)
+    x, w, b, g = cases.make_inputs(case_id, "float64")
+    arrays = {"input": x, "weight": w, "bias": b, "grad_output": g}
+    flat = arrays[where].reshape(-1)
+    flat[len(flat) // 3] = value
+    if where in ("input", "grad_output"):
+        arrays[where][..., 0, 0] = value
+    with np.errstate(all="ignore"):
+        theirs, _ = run_upstream(x, w, b, g, kwargs, None, (0.5, 0.5, 0.5))
+        ours = {"output": impl.conv1d(x, w, b, **kwargs, constraint=None)}
+        ours.update(impl.conv1d_backward(g, x, w, b, **kwargs, constraint=None)._asdict())
+    for name, expected in theirs.items():
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(
+                test(ours[name]), test(expected), err_msg=f"{name}: {test.__name__}"
+            )

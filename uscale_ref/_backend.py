@@ -29,6 +29,7 @@ __all__ = [
     "device_of",
     "from_work",
     "is_writeable",
+    "itemsize",
     "to_work",
 ]
 
@@ -116,6 +117,11 @@ def from_work(xp: Namespace, x: Array, dtype: Any, *, drop_batch_axis: bool = Fa
     if x.dtype != dtype:
         x = xp.astype(x, dtype)
     return x[0, ...] if drop_batch_axis else x
+
+
+def itemsize(xp: Namespace, dtype: Any) -> int:
+    """Bytes per element of a floating ``dtype`` (complex: both parts)."""
+    return int(xp.finfo(dtype).bits // 8) * (2 if xp.isdtype(dtype, "complex floating") else 1)
 
 
 def conj_if_complex(xp: Namespace, x: Array) -> Array:

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="time conv1d forward and backward against upstream + torch (if installed)"
     )
-    from .benchmark import add_arguments, run_from_arguments
+    from .tools.benchmark import add_arguments, run_from_arguments
 
     add_arguments(bench)
     bench.set_defaults(handler=run_from_arguments)

@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
-from ._backend import Array, check_arrays, from_work, to_work
-from .geometry import Conv1dGeometry, conv1d_geometry
-from .primitives import check_grad_output, forward_blocks, input_grad_blocks, weight_grad_blocks
+from . import kernels
+from ._backend import Array
+from ._calls import Conv1dGrads, backward_call, forward_call
 from .scales import scales_for_geometry
 
 __all__ = ["Conv1dGrads", "conv1d", "conv1d_backward"]
-
-
-class Conv1dGrads(NamedTuple):
-    """Gradients of a real loss with respect to conv1d's inputs.
-
-    ``grad_bias`` is ``None`` when the convolution had no bias.
-    """
-
-    grad_input: Array
-    grad_weight: Array
-    grad_bias: Array | None
-
-
-def _check_bias(bias: Array | None, geometry: Conv1dGeometry) -> None:
-    if bias is not None and tuple(bias.shape) != (geometry.out_channels,):
-        raise ValueError(
-            f"bias must have shape (C_out,) = ({geometry.out_channels},), got {tuple(bias.shape)}"
-        )
 
 
 def conv1d(
@@ -109,19 +90,17 @@ def conv1d(
     >>> conv1d(x, w)   # sums of 4 numbers, scaled by 1 / sqrt(2 * 2)
     array([[[5., 7., 9.]]])
     """
-    xp = check_arrays(input=input, weight=weight, bias=bias)
-    geometry = conv1d_geometry(
-        input.shape, weight.shape, stride=stride, padding=padding, dilation=dilation, groups=groups
+    call = forward_call(
+        input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups
     )
-    _check_bias(bias, geometry)
-    scales = scales_for_geometry(geometry, constraint, scale_power)
-
-    x = input if geometry.batched else xp.expand_dims(input, axis=0)
-    work_bias = None if bias is None else to_work(xp, bias)
-    output = forward_blocks(
-        xp, x, to_work(xp, weight), geometry, bias=work_bias, scale=scales.output
-    )
-    return from_work(xp, output, input.dtype, drop_batch_axis=not geometry.batched)
+    scales = scales_for_geometry(call.geometry, constraint, scale_power)
+    weight = call.work(weight)
+    plan = kernels.plan_for("forward", call.xp, call.geometry, weight.dtype)
+    output = kernels.forward(
+        call.xp, call.batched(input), weight, call.geometry, plan,
+        bias=None if bias is None else call.work(bias), scale=scales.output,
+    )  # fmt: skip
+    return call.result(output)
 
 
 def conv1d_backward(
@@ -188,29 +167,30 @@ def conv1d_backward(
     >>> grads.grad_bias   # (1 + 1 + 1) / sqrt(N * L_out) = 3 / sqrt(3)
     array([1.73205081])
     """
-    xp = check_arrays(input=input, weight=weight, bias=bias, grad_output=grad_output)
-    geometry = conv1d_geometry(
-        input.shape, weight.shape, stride=stride, padding=padding, dilation=dilation, groups=groups
-    )
-    _check_bias(bias, geometry)
-    check_grad_output(grad_output, geometry)
-    scales = scales_for_geometry(geometry, constraint, scale_power)
-    unbatched = not geometry.batched
-
-    delta = to_work(xp, grad_output, add_batch_axis=unbatched)
-    x = xp.expand_dims(input, axis=0) if unbatched else input
-    work_weight = to_work(xp, weight)
+    call = backward_call(
+        grad_output, input, weight, bias,
+        stride=stride, padding=padding, dilation=dilation, groups=groups,
+    )  # fmt: skip
+    scales = scales_for_geometry(call.geometry, constraint, scale_power)
+    xp, geometry = call.xp, call.geometry
+    delta = call.work(grad_output, batch_axis=True)
 
     # wgrad first: its result is small, so dgrad's large result is not held
     # while wgrad allocates its blocks (measured 6.3 -> 5.1 ms on the grouped
     # benchmark shape).
-    grad_weight = weight_grad_blocks(xp, delta, x, geometry, scale=scales.grad_weight)
-    grad_input = input_grad_blocks(xp, delta, work_weight, geometry, scale=scales.grad_input)
+    plan = kernels.plan_for("weight_grad", xp, geometry, delta.dtype)
+    grad_weight = kernels.weight_grad(
+        xp, delta, call.batched(input), geometry, plan, scale=scales.grad_weight
+    )
+    plan = kernels.plan_for("input_grad", xp, geometry, delta.dtype)
+    grad_input = kernels.input_grad(
+        xp, delta, call.work(weight), geometry, plan, scale=scales.grad_input
+    )
     grad_bias = None
     if bias is not None:
-        grad_bias = from_work(xp, xp.sum(delta, axis=(0, 2)) * scales.grad_bias, bias.dtype)
+        grad_bias = call.result(xp.sum(delta, axis=(0, 2)) * scales.grad_bias, batch_axis=False)
     return Conv1dGrads(
-        grad_input=from_work(xp, grad_input, input.dtype, drop_batch_axis=unbatched),
-        grad_weight=from_work(xp, grad_weight, weight.dtype),
+        grad_input=call.result(grad_input),
+        grad_weight=call.result(grad_weight, batch_axis=False),
         grad_bias=grad_bias,
     )

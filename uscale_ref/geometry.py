@@ -18,10 +18,11 @@ on the right, as :func:`torch.nn.functional.conv1d` does.
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Conv1dGeometry", "conv1d_geometry", "output_length"]
+__all__ = ["Conv1dGeometry", "as_int", "conv1d_geometry", "output_length"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def output_length(
     return (in_length + pad_left + pad_right - span) // stride + 1
 
 
-def _as_int(name: str, value: object) -> int:
+def as_int(name: str, value: object) -> int:
     """Accept an int or a one-element tuple/list of int (never a bool)."""
     if isinstance(value, (tuple, list)):
         if len(value) != 1:
@@ -181,9 +182,9 @@ def conv1d_geometry(
     _check_shape("input", input_shape, (2, 3), "(N, C, L) or (C, L)")
     _check_shape("weight", weight_shape, (3,), "(C_out, C_in / groups, K)")
 
-    stride = _as_int("stride", stride)
-    dilation = _as_int("dilation", dilation)
-    groups = _as_int("groups", groups)
+    stride = as_int("stride", stride)
+    dilation = as_int("dilation", dilation)
+    groups = as_int("groups", groups)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     if dilation < 1:
@@ -228,7 +229,7 @@ def conv1d_geometry(
                 f"padding must be 'valid', 'same', an int or a one-element tuple, got {padding!r}"
             )
     else:
-        pad_left = pad_right = _as_int("padding", padding)
+        pad_left = pad_right = as_int("padding", padding)
         if pad_left < 0:
             raise ValueError(f"padding must be >= 0, got {pad_left}")
 
@@ -237,6 +238,15 @@ def conv1d_geometry(
         raise ValueError(
             f"the dilated kernel (length dilation*(K-1)+1 = {span + 1}) is longer than the "
             f"padded input (length {pad_left + in_length + pad_right}): the output would be empty"
+        )
+    # Sizes are checked before anything is allocated: an output no machine can
+    # address is refused here, not left to fail inside an array library.
+    elements = batch_size * out_channels * out_length
+    if elements > sys.maxsize // 16:
+        raise ValueError(
+            f"the output would have N * C_out * L_out = {batch_size} * {out_channels} * "
+            f"{out_length} elements, more than can be addressed; check padding={padding!r} "
+            f"and the input length {in_length}"
         )
     return Conv1dGeometry(
         batch_size=batch_size,

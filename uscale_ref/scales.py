@@ -19,13 +19,21 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from .constraints import apply_constraint, check_constraint
 from .geometry import Conv1dGeometry, conv1d_geometry
 
-__all__ = ["Conv1dScales", "conv1d_scales", "scales_for_geometry"]
+__all__ = [
+    "Conv1dScales",
+    "conv1d_scales",
+    "grad_input_scale",
+    "grad_weight_scale",
+    "output_scale",
+    "scales_for_geometry",
+]
 
 
 class Conv1dScales(NamedTuple):
@@ -60,6 +68,58 @@ def check_scale_power(scale_power: object) -> tuple[float, float, float]:
     return (powers[0], powers[1], powers[2])
 
 
+def output_scale(geometry: Conv1dGeometry, power: float) -> float:
+    """The forward scale before any constraint, :math:`\\alpha_y = 1 / (C_g K)^{p_y}`.
+
+    See :ref:`derivation-scales`.
+    """
+    denominator = _power(geometry.fan_in * geometry.kernel_size, 1, power)
+    if denominator == 0.0:
+        raise ValueError(f"scale_power[0]={power!r} makes the output scale overflow")
+    return 1.0 / denominator
+
+
+def grad_input_scale(geometry: Conv1dGeometry, power: float) -> float:
+    """The dgrad scale before any constraint, :math:`\\alpha_x = (s G / (O K))^{p_x}`.
+
+    See :ref:`derivation-scales`.
+    """
+    scale = _power(
+        geometry.stride * geometry.groups, geometry.fan_out * geometry.kernel_size, power
+    )
+    if math.isinf(scale):
+        raise ValueError(
+            f"scale_power[1]={power!r} with stride={geometry.stride} makes the grad_input "
+            "scale overflow"
+        )
+    return scale
+
+
+def grad_weight_scale(geometry: Conv1dGeometry, power: float) -> float:
+    """The wgrad and bias scale, :math:`\\alpha_w = \\alpha_b = 1 / (N L_\\text{out})^{p_w}`.
+
+    ``N`` counts 1 for unbatched input. See :ref:`derivation-scales`.
+    """
+    batch = geometry.out_length * (geometry.batch_size if geometry.batched else 1)
+    denominator = _power(batch, 1, power)
+    if denominator == 0.0:
+        raise ValueError(f"scale_power[2]={power!r} makes the grad_weight scale overflow")
+    return 1.0 / denominator
+
+
+def _power(numerator: int, denominator: int, power: float) -> float:
+    """``(numerator / denominator) ** power`` as upstream computes it, inf or 0 past float range.
+
+    Python raises OverflowError where a float would be too large (a stride of
+    2**1100, a power of 1000); the logarithm then says how large it is.
+    """
+    try:
+        return float((numerator / denominator) ** power)
+    except OverflowError:
+        exponent = power * (math.log(numerator) - math.log(denominator))
+        return math.inf if exponent > math.log(sys.float_info.max) else math.exp(exponent)
+
+
 def scales_for_geometry(
     geometry: Conv1dGeometry,
     constraint: str | None = "to_output_scale",
@@ -68,14 +128,11 @@ def scales_for_geometry(
     """The scales for an already resolved :class:`~uscale_ref.geometry.Conv1dGeometry`."""
     constraint = check_constraint(constraint)
     power_output, power_input, power_weight = check_scale_power(scale_power)
-    fan_in, fan_out, kernel_size = geometry.fan_in, geometry.fan_out, geometry.kernel_size
-    batch = geometry.out_length * (geometry.batch_size if geometry.batched else 1)
-
-    output_scale = 1.0 / (fan_in * kernel_size) ** power_output
-    grad_input_scale = (geometry.stride * geometry.groups / (fan_out * kernel_size)) ** power_input
-    grad_weight_scale = 1.0 / batch**power_weight
-    output_scale, grad_input_scale = apply_constraint(constraint, output_scale, grad_input_scale)
-    return Conv1dScales(output_scale, grad_input_scale, grad_weight_scale, grad_weight_scale)
+    forward, backward = apply_constraint(
+        constraint, output_scale(geometry, power_output), grad_input_scale(geometry, power_input)
+    )
+    weight_scale = grad_weight_scale(geometry, power_weight)
+    return Conv1dScales(forward, backward, weight_scale, weight_scale)
 
 
 def conv1d_scales(

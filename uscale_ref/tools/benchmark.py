@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .functional import conv1d, conv1d_backward
+from ..functional import conv1d, conv1d_backward
 
 
 @dataclass(frozen=True)

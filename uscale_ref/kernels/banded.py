@@ -20,20 +20,20 @@ the result is the same sum. A non-finite ``z`` would spread (``0 * inf`` is
 NaN) to its whole tile, so data that is not all finite takes the direct
 path instead (one check over the data per call).
 
-Used for stride 1 and ``K >= 5``: on the benchmark's depthwise shape (K = 7)
-forward and dgrad each took about 9 ms this way against about 19 ms as
-element-wise passes; with ``K = 3`` the passes were faster.
+When it is used (depthwise, stride 1, ``K >= 5``, a span of at most 64) is
+decided by :mod:`uscale_ref.kernels.plan`, with the measurements behind it.
 """
 
 from __future__ import annotations
 
-from ._backend import Array, Namespace, device_of
-from .geometry import Conv1dGeometry
+from dataclasses import replace
+from typing import Any
 
-__all__ = ["applies", "band_matrices", "banded_correlate", "tile_length"]
+from .._backend import Array, Namespace, device_of
+from .blocks import map_blocks, window
+from .plan import Plan
 
-# Shorter kernels run faster as element-wise passes (measured on NumPy).
-MIN_KERNEL = 5
+__all__ = ["band_matrices", "banded_correlate", "correlate_banded", "tile_length"]
 
 
 def tile_length(span: int) -> int:
@@ -83,10 +83,42 @@ def banded_correlate(
     return xp.reshape(product, (batch, channels, count * tile))[..., :length]
 
 
-def applies(geometry: Conv1dGeometry) -> bool:
-    """Whether a layer is one this module computes: depthwise, stride 1, ``K >= 5``."""
-    return (
-        geometry.groups == geometry.in_channels == geometry.out_channels
-        and geometry.stride == 1
-        and geometry.kernel_size >= MIN_KERNEL
-    )
+def correlate_banded(
+    xp: Namespace,
+    z: Array,
+    taps: Array,
+    first: int,
+    length: int,
+    dilation: int,
+    plan: Plan,
+    work_dtype: Any,
+) -> Array | None:
+    """``y[n, c, l] = sum_k taps[c, k] z[n, c, first + l + k d]`` for ``l < length``, by bands.
+
+    Zeros stand in for ``z`` outside its range. Returns ``None``, computing
+    nothing, unless ``z`` and ``taps`` are all finite: the band's zeros would
+    turn an inf or NaN into NaNs across its tile, so the caller takes a
+    direct path instead. Blocks hold whole tiles.
+
+    Why it equals the textbook: within a tile, column ``j`` of the band
+    holds tap ``k`` at row ``j + k d`` and zeros elsewhere, so the product
+    with the tile's window is the correlation's sum plus products with
+    zeros, which add exact zeros when everything is finite.
+    """
+    if not (bool(xp.all(xp.isfinite(taps))) and bool(xp.all(xp.isfinite(z)))):
+        return None
+    span = dilation * (taps.shape[-1] - 1)
+    tile = tile_length(span)
+    reach = -(-span // tile)
+    bands = band_matrices(xp, taps, tile, dilation)
+    if plan.block_length < length:
+        plan = replace(plan, block_length=max(tile, plan.block_length // tile * tile))
+
+    def block(n0: int, n1: int, l0: int, l1: int) -> Array:
+        count = -(-(l1 - l0) // tile)
+        segment = window(xp, z[n0:n1, ...], first + l0, (count + reach) * tile)
+        if segment.dtype != work_dtype:
+            segment = xp.astype(segment, work_dtype)
+        return banded_correlate(xp, segment, bands, tile, span, l1 - l0)
+
+    return map_blocks(xp, plan, block, z.shape[0], 0, length)

@@ -1,0 +1,243 @@
+"""The fast kernels held to the textbook on every path of their plan, NaN and inf included.
+
+Each kernel is run through :func:`uscale_ref.kernels.make_plan` with a forced
+path and a tiny or an ample workspace (many blocks and batch chunks, or
+one), on every case, against :mod:`uscale_ref.textbook`: the same NaN/inf
+pattern and the same finite values to rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import tracemalloc
+
+import cases
+import numpy as np
+import oracles
+import pytest
+
+import uscale_ref
+from uscale_ref import kernels, textbook
+from uscale_ref.geometry import conv1d_geometry
+from uscale_ref.kernels.plan import PATHS, valid_paths
+
+WORKSPACES = (700, 2**30)
+OPS = ("forward", "input_grad", "weight_grad")
+
+
+def _poisoned(case_id, dtype, where, value):
+    """The case's arrays, with ``value`` put into ``where`` (None: all finite), batched."""
+    x, w, b, g = cases.make_inputs(case_id, dtype)
+    if x.ndim == 2:  # the kernels and the textbook's sums take batched arrays
+        x, g = x[None], g[None]
+    arrays = {"input": x.copy(), "weight": w.copy(), "bias": b.copy(), "grad_output": g.copy()}
+    if where is not None:
+        target = arrays[where]
+        flat = target.reshape(-1)
+        flat[len(flat) // 3] = value  # one entry, away from the ends
+        if where in ("input", "grad_output"):
+            target[..., 0, 0] = value  # and one at an edge, where padding meets it
+    return arrays
+
+
+def _run_kernels(arrays, kwargs, path, workspace_bytes, eager=True):
+    x, w, b, g = (arrays[k] for k in ("input", "weight", "bias", "grad_output"))
+    geometry = conv1d_geometry(x.shape, w.shape, **kwargs)
+    work = uscale_ref._backend.compute_dtype(np, x.dtype)
+    x, w, b, g = (a.astype(work) for a in (x, w, b, g))
+    size = uscale_ref._backend.itemsize(np, work)
+    results = {}
+    for op in OPS:
+        if path not in valid_paths(op, geometry):
+            continue
+        plan = kernels.make_plan(op, geometry, size, workspace_bytes, path=path, eager=eager)
+        if op == "forward":
+            results[op] = kernels.forward(np, x, w, geometry, plan, bias=b)
+        elif op == "input_grad":
+            results[op] = kernels.input_grad(np, g, w, geometry, plan)
+        else:
+            results[op] = kernels.weight_grad(np, g, x, geometry, plan)
+    return results
+
+
+def _run_textbook(arrays, kwargs):
+    x, w, b, g = (arrays[k] for k in ("input", "weight", "bias", "grad_output"))
+    geometry = conv1d_geometry(x.shape, w.shape, **kwargs)
+    work = uscale_ref._backend.compute_dtype(np, x.dtype)
+    x, w, b, g = (a.astype(work) for a in (x, w, b, g))
+    magnitude = {
+        "forward": textbook.forward_sum(abs(x), abs(w), geometry) + abs(b)[:, None],
+        "input_grad": textbook.input_grad(abs(g), abs(w), geometry),
+        "weight_grad": textbook.weight_grad(abs(g), abs(x), geometry),
+    }
+    values = {
+        "forward": textbook.forward_sum(x, w, geometry) + b[:, None],
+        "input_grad": textbook.input_grad(g, w, geometry),
+        "weight_grad": textbook.weight_grad(g, x, geometry),
+    }
+    return values, magnitude
+
+
+def assert_same_values(ours, expected, magnitude, dtype, what):
+    """Same non-finite pattern (NaN, +inf, -inf; for complex, finite or not), finite values
+    within a few units of rounding of the magnitude of their terms."""
+    assert ours.shape == expected.shape, what
+    if np.iscomplexobj(expected):
+        np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(expected), err_msg=what)
+    else:
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(test(ours), test(expected), err_msg=f"{what} {test}")
+    finite = np.isfinite(expected)
+    eps = np.finfo(np.dtype(dtype)).eps if np.dtype(dtype) != np.float16 else 2.0**-24
+    bound = 64 * eps * np.where(np.isfinite(magnitude), magnitude, 0)[finite] + 1e-300
+    error = np.abs(ours[finite] - expected[finite])
+    assert np.all(error <= bound), f"{what}: worst error {np.max(error - bound)} over the bound"
+
+
+@functools.cache
+def _textbook_results(case_id, dtype, where, value):
+    arrays = _poisoned(case_id, dtype, where, value)
+    kwargs = cases.conv_kwargs(cases.spec(case_id))
+    with np.errstate(all="ignore"):
+        return _run_textbook(arrays, kwargs)
+
+
+POISONS = [
+    pytest.param(None, 0.0, id="finite"),
+    *(
+        pytest.param(where, value, id=f"{name}-{where}")
+        for where in ("input", "weight", "bias", "grad_output")
+        for name, value in (("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf))
+    ),
+]
+
+
+@pytest.mark.parametrize(("where", "value"), POISONS)
+@pytest.mark.parametrize("dtype", ["float32", "complex128", "float16"])
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case_id", list(cases.CASES))
+def test_every_path_matches_the_textbook(case_id, path, dtype, where, value):
+    arrays = _poisoned(case_id, dtype, where, value)
+    kwargs = cases.conv_kwargs(cases.spec(case_id))
+    expected, magnitude = _textbook_results(case_id, dtype, where, value)
+    ran = False
+    for workspace_bytes, eager in itertools.product(WORKSPACES, (True, False)):
+        with np.errstate(all="ignore"):
+            results = _run_kernels(arrays, kwargs, path, workspace_bytes, eager)
+        for op, ours in results.items():
+            ran = True
+            what = f"{op} on {path}, {workspace_bytes} B, eager={eager}"
+            assert_same_values(ours, expected[op], magnitude[op], dtype, what)
+    if not ran:
+        pytest.skip(f"{path} computes nothing for {case_id}")
+
+
+@pytest.mark.parametrize(("where", "value"), POISONS[1:])
+@pytest.mark.parametrize("case_id", ["basic", "stride2_pad1", "everything", "depthwise_k5"])
+def test_textbook_non_finite_pattern_matches_the_loop_definition(case_id, where, value):
+    """The textbook's NaN/inf placement against the loops (which sum term by term)."""
+    arrays = _poisoned(case_id, "float64", where, value)
+    case = cases.spec(case_id)
+    geo = cases.geometry(case)
+    x, w, b, g = (arrays[k] for k in ("input", "weight", "bias", "grad_output"))
+    expected, _ = _textbook_results(case_id, "float64", where, value)
+    with np.errstate(all="ignore"):
+        loops = {
+            "forward": oracles.loop_forward(x, w, b, geo),
+            "input_grad": oracles.loop_input_grad(g, w, x.shape[-1], geo),
+            "weight_grad": oracles.loop_weight_grad(g, x, w.shape[-1], geo),
+        }
+    for op, value_loop in loops.items():
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            np.testing.assert_array_equal(test(expected[op]), test(value_loop), err_msg=op)
+
+
+def test_the_issue_examples():
+    """A NaN or inf weight meets no padding zero in dgrad (PyTorch's answer, from the issue)."""
+    g = np.ones((1, 1, 3))
+    grads = uscale_ref.conv1d_backward(g, np.zeros((1, 1, 4)), np.array([[[np.nan, 1.0]]]))
+    np.testing.assert_array_equal(np.isnan(grads.grad_input[0, 0]), [True, True, True, False])
+    assert grads.grad_input[0, 0, 3] == pytest.approx(2**-0.5)
+    grads = uscale_ref.conv1d_backward(g, np.ones((1, 1, 4)), np.array([[[1.0, np.inf]]]))
+    np.testing.assert_array_equal(grads.grad_input[0, 0, 1:], np.inf)
+    assert grads.grad_input[0, 0, 0] == pytest.approx(2**-0.5)
+
+
+@pytest.mark.parametrize(
+    "case_id", ["depthwise_k5", "depthwise_dilated_same", "depthwise_wide_span"]
+)
+def test_long_depthwise_kernels_plan_band_matrices(case_id):
+    """These cases really take the band-matrix path on NumPy (and it computes, finite data)."""
+    case = cases.spec(case_id)
+    x, w, _, _ = cases.make_inputs(case_id, "float32")
+    geometry = conv1d_geometry(x.shape, w.shape, **cases.conv_kwargs(case))
+    for op in ("forward", "input_grad"):
+        assert kernels.plan_for(op, np, geometry, np.float32).path == "banded"
+    plan = kernels.plan_for("forward", np, geometry, np.float32)
+    x = x if x.ndim == 3 else x[None]
+    assert kernels.banded.correlate_banded(np, x, w[:, 0, :], 0, 4, 1, plan, np.float32) is not None
+
+
+def test_plans_are_checked():
+    geometry = conv1d_geometry((2, 4, 12), (6, 4, 3))
+    with pytest.raises(ValueError, match="path 'banded' cannot compute forward"):
+        kernels.make_plan("forward", geometry, 4, 2**20, path="banded")
+
+
+EXTREMES = [
+    pytest.param({"stride": 10**7}, id="stride-1e7"),
+    pytest.param({"stride": 2**62}, id="stride-2^62"),
+    pytest.param({"dilation": 10**8, "padding": 10**8, "stride": 10**8}, id="all-1e8"),
+    pytest.param({"dilation": 2**60, "padding": 2**60, "stride": 2**61}, id="all-2^60"),
+]
+
+
+@pytest.mark.parametrize("kwargs", EXTREMES)
+def test_cost_follows_the_sizes_not_the_arguments(kwargs):
+    """Huge strides, dilations and paddings on tiny arrays: small memory, the loops' answer."""
+    x = np.array([[[1.5, -2.0, 0.25]]])
+    w = np.array([[[2.0, -1.0]]])
+    geo = oracles.Geometry.resolve(2, **kwargs)
+    out_length = geo.out_length(3, 2)
+    g = np.arange(1.0, out_length + 1).reshape(1, 1, out_length)
+    tracemalloc.start()
+    try:
+        y = uscale_ref.correlate(x, w, **kwargs)
+        grad_x = uscale_ref.correlate_input_grad(g, w, input_length=3, **kwargs)
+        grad_w = uscale_ref.correlate_weight_grad(g, x, kernel_size=2, **kwargs)
+        uscale_ref.conv1d_backward(g, x, w, **kwargs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, f"{peak} bytes for arrays of a few elements"
+    np.testing.assert_array_equal(y, oracles.loop_forward(x, w, None, geo))
+    np.testing.assert_array_equal(grad_x, oracles.loop_input_grad(g, w, 3, geo))
+    np.testing.assert_array_equal(grad_w, oracles.loop_weight_grad(g, x, 2, geo))
+
+
+def test_an_output_past_addressable_memory_is_refused_up_front():
+    with pytest.raises(
+        ValueError, match=r"more than can be addressed; check padding=4611686018427387904"
+    ):
+        uscale_ref.conv1d(np.ones((1, 1, 1)), np.ones((1, 1, 1)), padding=2**62)
+
+
+@pytest.mark.parametrize(
+    "case_id", ["basic", "stride2_pad1", "stride_gt_kernel", "depthwise_k5", "everything"]
+)
+def test_jax_jit_traces_every_path(case_id):
+    """Under jax.jit nothing may look at values: no band-matrix check, exact dgrad edges."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    x, w, b, g = (jnp.asarray(a) for a in cases.make_inputs(case_id, "float32"))
+    kwargs = cases.conv_kwargs(cases.spec(case_id))
+    forward = jax.jit(lambda x, w, b: uscale_ref.conv1d(x, w, b, **kwargs))
+    backward = jax.jit(lambda g, x, w, b: tuple(uscale_ref.conv1d_backward(g, x, w, b, **kwargs)))
+    expected = textbook.conv1d_backward(g, x, w, b, **kwargs)
+    np.testing.assert_allclose(
+        forward(x, w, b), textbook.conv1d(x, w, b, **kwargs), rtol=1e-5, atol=1e-5
+    )
+    for ours, theirs in zip(backward(g, x, w, b), expected, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)

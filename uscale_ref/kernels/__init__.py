@@ -1,0 +1,60 @@
+"""The fast kernels: the textbook's sums, blocked and batched for speed, held to it on every path.
+
+Each kernel takes batched arrays, a resolved geometry and a :class:`Plan`
+(which path, which block sizes; :mod:`uscale_ref.kernels.plan`) and returns
+the working-dtype result. :func:`plan_for` chooses the plan the public
+functions use; tests pass other valid plans to run every path.
+
+- :func:`forward` (:mod:`~uscale_ref.kernels.forward`) — the forward sum;
+- :func:`input_grad` (:mod:`~uscale_ref.kernels.dgrad`) — dgrad, polyphase;
+- :func:`weight_grad` (:mod:`~uscale_ref.kernels.wgrad`) — wgrad;
+- :mod:`~uscale_ref.kernels.banded` — band-matrix products for depthwise layers;
+- :mod:`~uscale_ref.kernels.blocks` — the block driver all of them share.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import array_api_compat
+
+from .._backend import Namespace, itemsize
+from ..config import get_workspace_bytes
+from ..geometry import Conv1dGeometry
+from .dgrad import input_grad
+from .forward import forward
+from .plan import Op, Path, Plan, make_plan, valid_paths
+from .wgrad import weight_grad
+
+__all__ = ["Plan", "forward", "input_grad", "make_plan", "plan_for", "valid_paths", "weight_grad"]
+
+
+def plan_for(
+    op: Op, xp: Namespace, geometry: Conv1dGeometry, work_dtype: Any, path: Path | None = None
+) -> Plan:
+    """The plan for ``op`` in ``xp`` with the current workspace setting.
+
+    JAX code may be traced (under ``jax.jit``), where data cannot be looked
+    at before it is computed, so the band-matrix path with its finiteness
+    check is never chosen for JAX, and dgrad takes exact edges there.
+    """
+    workspace_bytes = get_workspace_bytes()
+    try:
+        return _cached_plan(op, xp, geometry, work_dtype, path, workspace_bytes)
+    except TypeError:  # a dtype that cannot be hashed: plan without the cache
+        return _cached_plan.__wrapped__(op, xp, geometry, work_dtype, path, workspace_bytes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_plan(
+    op: Op,
+    xp: Namespace,
+    geometry: Conv1dGeometry,
+    work_dtype: Any,
+    path: Path | None,
+    workspace_bytes: int,
+) -> Plan:
+    eager = not array_api_compat.is_jax_namespace(xp)
+    size = itemsize(xp, work_dtype)
+    return make_plan(op, geometry, size, workspace_bytes, path=path, eager=eager)

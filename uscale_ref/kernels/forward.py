@@ -1,0 +1,82 @@
+"""The forward kernel: ``scale * (bias + correlate(x_pad, weight))``, block by block.
+
+Its textbook counterpart is :func:`uscale_ref.textbook.forward_sum` (plus the
+bias and the scale of :func:`uscale_ref.textbook.conv1d`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .._backend import Array, Namespace, compute_dtype
+from ..geometry import Conv1dGeometry
+from . import banded
+from .blocks import map_blocks
+from .plan import Plan
+from .products import sum_over_taps
+from .taps import input_taps
+
+__all__ = ["forward"]
+
+
+def forward(
+    xp: Namespace,
+    x: Array,
+    weight: Array,
+    geometry: Conv1dGeometry,
+    plan: Plan,
+    *,
+    bias: Array | None = None,
+    scale: float = 1.0,
+) -> Array:
+    """``scale * (bias[o] + sum_{i,k} w[o,i,k] x_pad[n, g C_g + i, l s + k d])``, ``(N, O, L_out)``.
+
+    ``x`` is batched and cast block by block; ``weight`` and ``bias`` are in
+    the working dtype already.
+
+    Why it equals the textbook: each output block ``[l0, l1)`` needs exactly
+    the padded input the textbook's correlation reads for it, which
+    :func:`~uscale_ref.kernels.taps.input_taps` cuts (zeros in the padding,
+    multiplied like the textbook's); per tap the channel sum is the same
+    sum, done as a matrix product (``per_tap``), as ``C_g`` element-wise
+    products (``broadcast``) or with all taps side by side in one product
+    (``stacked``). Blocks only split the independent output positions.
+    """
+    groups, out_channels = geometry.groups, geometry.out_channels
+    out_per_group, fan_in, kernel_size = (
+        out_channels // groups,
+        geometry.fan_in,
+        geometry.kernel_size,
+    )
+    work_dtype = compute_dtype(xp, x.dtype)
+    if plan.path == "banded":
+        result = banded.correlate_banded(
+            xp, x, weight[:, 0, :], -geometry.pad_left, geometry.out_length,
+            geometry.dilation, plan, work_dtype,
+        )  # fmt: skip
+        if result is not None:
+            if bias is not None:
+                result += xp.reshape(bias, (out_channels, 1))
+            if scale != 1.0:
+                result *= scale
+            return result
+        plan = replace(plan, path="broadcast")  # data that is not all finite: the direct sums
+
+    weight_g = xp.reshape(weight, (groups, out_per_group, fan_in, kernel_size))
+    taps_w = [weight_g[..., k] for k in range(kernel_size)]  # (G, O_g, C_g) each
+    stacked = None
+    if plan.path == "stacked":
+        stacked = xp.reshape(weight_g, (groups, out_per_group, fan_in * kernel_size))
+    bias_g = None if bias is None else xp.reshape(bias, (groups, out_per_group, 1))
+    broadcast = plan.path == "broadcast"
+
+    def block(n0: int, n1: int, l0: int, l1: int) -> Array:
+        taps = input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
+        result = sum_over_taps(xp, taps_w, taps, stacked, broadcast)
+        if bias_g is not None:
+            result += bias_g
+        if scale != 1.0:
+            result *= scale
+        return xp.reshape(result, (n1 - n0, out_channels, l1 - l0))
+
+    return map_blocks(xp, plan, block, geometry.batch_size, 0, geometry.out_length)
