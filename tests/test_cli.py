@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from uscale_ref.cli import main
 
 
@@ -35,9 +37,54 @@ def test_demo_small(capsys):
         assert name in out
 
 
-def test_demo_bad_argument_is_a_clean_error(capsys):
-    assert main(["demo", "--groups", "5"]) == 2
-    assert "groups=5 must divide" in capsys.readouterr().err
+def _exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+BAD_ARGUMENTS = [
+    (["demo", "--groups", "5"], "argument --groups: 5 must divide"),
+    (["demo", "--groups", "0"], "argument --groups: must be at least 1"),
+    (["demo", "--groups", "-1"], "argument --groups: must be at least 1"),
+    (["demo", "--batch", "-1"], "argument --batch: must be at least 1"),
+    (["demo", "--kernel", "x"], "argument --kernel: expected an integer"),
+    (["demo", "--padding", "abc"], "argument --padding: expected a non-negative integer"),
+    (["demo", "--padding", "-2"], "argument --padding: must be at least 0"),
+    (["demo", "--seed", "-5"], "argument --seed: must be at least 0"),
+    (["demo", "--dtype", "int8"], "argument --dtype: invalid choice"),
+    (["demo", "--length", "2", "--kernel", "5"], "uscale-ref: error: the dilated kernel"),
+    (["golden", "generate", "--out", ""], "argument --out: expected a folder"),
+    (["golden", "generate", "--out", "x", "--filter", "nothing*"], "uscale-ref: error: no case"),
+    (["golden", "generate"], "the following arguments are required: --out"),
+    (["golden", "verify", "/nonexistent/golden"], "/nonexistent/golden: not a directory"),
+    (["golden", "check", "/nonexistent/results"], "not a directory"),
+    (["golden", "frobnicate"], "invalid choice"),
+    (["bench", "--repeats", "zero"], "argument --repeats: expected an integer"),
+    (["bench", "--repeats", "0"], "argument --repeats: must be at least 1"),
+    (["nonsense"], "invalid choice"),
+    ([], "the following arguments are required"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"), BAD_ARGUMENTS, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
+def test_bad_arguments_are_usage_errors(capsys, tmp_path, monkeypatch, argv, message):
+    """Every subcommand: exit 2, a one-line reason naming the option, no traceback."""
+    monkeypatch.chdir(tmp_path)
+    code = _exit_code(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_bad_workspace_variable_stops_the_cli(capsys, monkeypatch):
+    monkeypatch.setenv("USCALE_REF_WORKSPACE_MB", "nan")
+    assert _exit_code(["demo"]) == 2
+    assert "uscale-ref: error: USCALE_REF_WORKSPACE_MB must be" in capsys.readouterr().err
 
 
 def test_python_dash_m():

@@ -23,9 +23,40 @@ def test_bad_workspace(value, error):
 def test_environment_variable(monkeypatch):
     monkeypatch.setenv("USCALE_REF_WORKSPACE_MB", "2")
     assert config._from_environment() == 2 * 2**20
-    monkeypatch.setenv("USCALE_REF_WORKSPACE_MB", "lots")
-    with pytest.raises(ValueError, match="USCALE_REF_WORKSPACE_MB must be a number"):
-        config._from_environment()
-    monkeypatch.setenv("USCALE_REF_WORKSPACE_MB", "-1")
-    with pytest.raises(ValueError, match="must be positive"):
-        config._from_environment()
+    assert config.environment_problem() is None
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("lots", "must be a number of MiB"),
+        ("-1", "must be a positive, finite number"),
+        ("inf", "must be a positive, finite number"),
+        ("1e400", "must be a positive, finite number"),
+        ("nan", "must be a positive, finite number"),
+        ("1e-9", "must be at least one byte"),
+        ("1e30", "must be at most"),
+    ],
+)
+def test_bad_environment_value_warns_and_keeps_the_default(monkeypatch, text, pattern):
+    """A bad setting never breaks the import: one warning naming the variable, the default."""
+    monkeypatch.setenv("USCALE_REF_WORKSPACE_MB", text)
+    with pytest.warns(UserWarning, match=f"USCALE_REF_WORKSPACE_MB {pattern}"):
+        assert config._from_environment() == config.DEFAULT_WORKSPACE_BYTES
+    assert pattern in config.environment_problem()
+
+
+def test_bad_environment_value_does_not_break_the_import(monkeypatch):
+    import subprocess
+    import sys
+
+    environment = {**__import__("os").environ, "USCALE_REF_WORKSPACE_MB": "inf"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import uscale_ref.config as c; print(c.get_workspace_bytes())"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == str(config.DEFAULT_WORKSPACE_BYTES)
+    assert "USCALE_REF_WORKSPACE_MB" in done.stderr

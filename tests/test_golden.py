@@ -281,14 +281,14 @@ def test_tampered_file_is_reported(golden_copy):
 def test_truncated_file_is_a_clear_error(golden_copy):
     path = golden_copy / "f32_g2_k3.npz"
     path.write_bytes(path.read_bytes()[:500])
-    with pytest.raises(golden.GoldenFileError, match=r"f32_g2_k3.npz: not a readable fixture"):
+    with pytest.raises(golden.GoldenFileError, match=r"f32_g2_k3.npz: not a readable .npz archive"):
         golden.read(path)
 
 
 def test_pickled_object_array_is_never_loaded(golden_copy, tmp_path):
     evil = tmp_path / "f32_g2_k3.npz"
     np.savez(evil, metadata=np.array([{"boom": 1}], dtype=object))
-    with pytest.raises(golden.GoldenFileError, match=r"not a readable fixture"):
+    with pytest.raises(golden.GoldenFileError, match=r"holds Python objects \(pickled data\)"):
         golden.read(evil)
 
 
@@ -387,7 +387,7 @@ def test_check_rejects_unknown_arrays_and_pickles(tmp_path, capsys):
     assert "expected some of" in capsys.readouterr().err
     np.savez(results / "c64_g2_k3.npz", output=np.array([{"x": 1}], dtype=object))
     assert main(["golden", "check", str(results)]) == 1
-    assert "not a readable npz" in capsys.readouterr().err
+    assert "holds Python objects (pickled data); refused" in capsys.readouterr().err
 
 
 def test_copy_of_suite_verifies(tmp_path):

@@ -48,6 +48,24 @@ def _describe(x: object) -> str:
     return type(x).__module__.split(".")[0] + "." + type(x).__name__
 
 
+def _refuse_unsupported_kind(name: str, x: Array) -> None:
+    """Array kinds that look like arrays but whose arithmetic is not the dense sums here."""
+    module = type(x).__module__
+    if module.startswith("numpy.ma"):
+        raise TypeError(
+            f"{name} is a NumPy masked array, which uscale_ref does not support: pass "
+            f"x.filled(0) (or another fill value) to say what the masked entries are"
+        )
+    layout = getattr(x, "layout", None)
+    if module.startswith("torch") and layout is not None and str(layout) != "torch.strided":
+        raise TypeError(
+            f"{name} is a torch tensor with layout {layout}; only dense (strided) tensors are "
+            "supported: convert it with .to_dense()"
+        )
+    if type(x).__name__ in ("BCOO", "BCSR") or module.startswith(("scipy.sparse", "sparse")):
+        raise TypeError(f"{name} is a sparse array ({_describe(x)}); pass a dense array")
+
+
 def check_arrays(**arrays: Array | None) -> Namespace:
     """Check named arrays against the dtype policy and return their namespace.
 
@@ -71,6 +89,7 @@ def check_arrays(**arrays: Array | None) -> Namespace:
                 f"{name} must be an array of an Array API library (NumPy, CuPy, torch, ...), "
                 f"got {_describe(x)}"
             )
+        _refuse_unsupported_kind(name, x)
     try:
         xp = array_api_compat.array_namespace(*present.values())
     except TypeError:
@@ -89,7 +108,8 @@ def check_arrays(**arrays: Array | None) -> Namespace:
             raise TypeError(
                 f"{name} must have the same dtype as {first_name} ({first.dtype}), got {x.dtype}"
             )
-        if device_of(x) != reference_device:
+        # Traced arrays (inside jax.vmap) may report no device: nothing to compare.
+        if None not in (device_of(x), reference_device) and device_of(x) != reference_device:
             raise ValueError(
                 f"{name} must be on the same device as {first_name} ({reference_device}), "
                 f"got {device_of(x)}"

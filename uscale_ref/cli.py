@@ -8,14 +8,53 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from . import config
 from .functional import conv1d, conv1d_backward
 from .scales import conv1d_scales
 
 DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
+
+
+def _integer(least: int) -> Callable[[str], int]:
+    """An argparse type: an int of at least ``least`` (a usage error, exit 2, otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
+def _padding(text: str) -> int | str:
+    """An argparse type: 'same', 'valid' or a non-negative int."""
+    if text in ("same", "valid"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, 'same' or 'valid', got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _folder(text: str) -> str:
+    """An argparse type: a non-empty path."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder, got an empty path")
+    return text
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -28,7 +67,7 @@ def _demo(args: argparse.Namespace) -> int:
     b = rng.standard_normal(args.out_channels).astype(dtype)
     kwargs = {
         "stride": args.stride,
-        "padding": args.padding if args.padding in ("same", "valid") else int(args.padding),
+        "padding": args.padding,
         "dilation": args.dilation,
         "groups": groups,
         "constraint": None if args.constraint == "none" else args.constraint,
@@ -67,6 +106,8 @@ def _golden_verify(args: argparse.Namespace) -> int:
     from . import golden
 
     directory = args.directory or golden.default_dir()
+    if not Path(directory).is_dir():
+        raise ValueError(f"{directory}: not a directory")
     problems = golden.verify(directory)
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -100,15 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="forward and backward on unit-normal data; prints scales and stds",
         description="Defaults are upstream's own statistical test shape.",
     )
-    demo.add_argument("--batch", type=int, default=64)
-    demo.add_argument("--channels", type=int, default=192)
-    demo.add_argument("--out-channels", type=int, default=320)
-    demo.add_argument("--kernel", type=int, default=11)
-    demo.add_argument("--length", type=int, default=448)
-    demo.add_argument("--stride", type=int, default=1)
-    demo.add_argument("--padding", default="0", help="an int, 'valid' or 'same'")
-    demo.add_argument("--dilation", type=int, default=1)
-    demo.add_argument("--groups", type=int, default=1)
+    positive, natural = _integer(1), _integer(0)
+    demo.add_argument("--batch", type=positive, default=64)
+    demo.add_argument("--channels", type=positive, default=192)
+    demo.add_argument("--out-channels", type=positive, default=320)
+    demo.add_argument("--kernel", type=positive, default=11)
+    demo.add_argument("--length", type=positive, default=448)
+    demo.add_argument("--stride", type=positive, default=1)
+    demo.add_argument("--padding", type=_padding, default=0, help="an int, 'valid' or 'same'")
+    demo.add_argument("--dilation", type=positive, default=1)
+    demo.add_argument("--groups", type=positive, default=1)
     demo.add_argument(
         "--constraint",
         default="to_output_scale",
@@ -119,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="float32",
         choices=["float16", "float32", "float64", "complex64", "complex128"],
     )
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=natural, default=0)
     demo.set_defaults(handler=_demo)
 
     bench = commands.add_parser(
@@ -135,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = golden_commands.add_parser(
         "generate", help="write fixtures and a manifest (byte for byte reproducible)"
     )
-    generate.add_argument("--out", required=True, help="output folder")
+    generate.add_argument("--out", required=True, type=_folder, help="output folder")
     generate.add_argument("--suite", default="standard", choices=["standard", "large"])
     generate.add_argument(
         "--dtype",
@@ -161,7 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    problem = config.environment_problem()
+    if problem:
+        parser.error(problem)
     args = parser.parse_args(argv)
+    if args.command == "demo" and (args.channels % args.groups or args.out_channels % args.groups):
+        parser.error(
+            f"argument --groups: {args.groups} must divide --channels ({args.channels}) "
+            f"and --out-channels ({args.out_channels})"
+        )
     try:
         return int(args.handler(args))
     except (ValueError, TypeError, OSError) as error:

@@ -9,26 +9,68 @@ environment variable ``USCALE_REF_WORKSPACE_MB`` or call
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["DEFAULT_WORKSPACE_BYTES", "get_workspace_bytes", "set_workspace_bytes", "workspace"]
+__all__ = [
+    "DEFAULT_WORKSPACE_BYTES",
+    "environment_problem",
+    "get_workspace_bytes",
+    "set_workspace_bytes",
+    "workspace",
+]
 
 DEFAULT_WORKSPACE_BYTES = 64 * 2**20
 
 
-def _from_environment() -> int:
-    text = os.environ.get("USCALE_REF_WORKSPACE_MB")
-    if not text:
-        return DEFAULT_WORKSPACE_BYTES
+VARIABLE = "USCALE_REF_WORKSPACE_MB"
+
+
+def _parse_megabytes(text: str) -> int:
+    """Bytes from the variable's text: a finite number of MiB giving at least one byte."""
     try:
         megabytes = float(text)
     except ValueError:
-        raise ValueError(f"USCALE_REF_WORKSPACE_MB must be a number, got {text!r}") from None
-    if megabytes <= 0:
-        raise ValueError(f"USCALE_REF_WORKSPACE_MB must be positive, got {text!r}")
-    return int(megabytes * 2**20)
+        raise ValueError(f"{VARIABLE} must be a number of MiB, got {text!r}") from None
+    if not math.isfinite(megabytes) or megabytes <= 0:
+        raise ValueError(f"{VARIABLE} must be a positive, finite number of MiB, got {text!r}")
+    nbytes = int(megabytes * 2**20)
+    if nbytes < 1:
+        raise ValueError(f"{VARIABLE} must be at least one byte (1e-6 MiB), got {text!r}")
+    if nbytes > 2**62:
+        raise ValueError(f"{VARIABLE} must be at most 2**42 MiB, got {text!r}")
+    return nbytes
+
+
+def environment_problem() -> str | None:
+    """What is wrong with ``$USCALE_REF_WORKSPACE_MB`` (None when unset or valid)."""
+    text = os.environ.get(VARIABLE)
+    if not text:
+        return None
+    try:
+        _parse_megabytes(text)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _from_environment() -> int:
+    """The workspace set by the environment; a bad value warns and keeps the default.
+
+    Importing must never fail because of a setting: the warning names the
+    variable, and the CLI refuses to start with the same message.
+    """
+    text = os.environ.get(VARIABLE)
+    if not text:
+        return DEFAULT_WORKSPACE_BYTES
+    try:
+        return _parse_megabytes(text)
+    except ValueError as error:
+        warnings.warn(f"{error}; using the default 64 MiB", stacklevel=2)
+        return DEFAULT_WORKSPACE_BYTES
 
 
 _workspace_bytes = _from_environment()

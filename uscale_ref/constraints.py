@@ -41,18 +41,31 @@ def gmean(*scales: float) -> float:
     >>> gmean(0.25, 4.0)
     1.0
     """
-    return math.prod(scales) ** (1.0 / len(scales))
+    mean = math.prod(scales) ** (1.0 / len(scales))
+    if (mean == 0.0 or math.isinf(mean)) and all(0.0 < s < math.inf for s in scales):
+        # The product left float range although each scale is finite: go through logs.
+        mean = math.exp(math.fsum(math.log(s) for s in scales) / len(scales))
+    return mean
 
 
 def hmean(*scales: float) -> float:
-    """Harmonic mean of the scales, :math:`n / \\sum_i s_i^{-1}` (Glorot's choice).
+    """Harmonic mean of the scales, :math:`n / \\sum_i s_i^{-1}`; 0 if a scale is 0.
+
+    (Not Glorot's rule: Glorot initialisation takes the harmonic mean of the
+    fan-in and fan-out, i.e. of the *variances*, not of the scales.)
 
     Examples
     --------
     >>> hmean(1.0, 3.0)
     1.5
     """
-    return len(scales) / sum(1.0 / s for s in scales)
+    if any(s == 0.0 for s in scales):
+        return 0.0  # the limit: one term 1/s grows without bound
+    mean = len(scales) / sum(1.0 / s for s in scales)
+    if mean == 0.0:  # some 1/s overflowed: scale every term by the smallest scale first
+        smallest = min(scales)
+        mean = len(scales) * smallest / sum(smallest / s for s in scales)
+    return mean
 
 
 def amean(*scales: float) -> float:
@@ -63,7 +76,10 @@ def amean(*scales: float) -> float:
     >>> amean(1.0, 3.0)
     2.0
     """
-    return sum(scales) / len(scales)
+    mean = sum(scales) / len(scales)
+    if math.isinf(mean) and all(math.isfinite(s) for s in scales):
+        mean = sum(s / len(scales) for s in scales)  # the sum overflowed, the mean need not
+    return mean
 
 
 def to_output_scale(output_scale: float, *grad_input_scales: float) -> float:

@@ -126,7 +126,10 @@ def as_int(name: str, value: object) -> int:
         ) from None
 
 
-def _check_shape(name: str, shape: Sequence[int], ranks: tuple[int, ...], axes: str) -> None:
+def _check_shape(name: str, shape: object, ranks: tuple[int, ...], axes: str) -> tuple[int, ...]:
+    """The shape as a tuple of ints, or a TypeError / ValueError naming ``name``."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(f"{name} shape must be a sequence of ints {axes}, got {shape!r}")
     if len(shape) not in ranks:
         raise ValueError(
             f"{name} must have {' or '.join(map(str, ranks))} dimensions {axes}, "
@@ -134,6 +137,15 @@ def _check_shape(name: str, shape: Sequence[int], ranks: tuple[int, ...], axes: 
         )
     if any(size is None for size in shape):
         raise ValueError(f"{name} must have a known shape, got {tuple(shape)}")
+    sizes = []
+    for size in shape:
+        if isinstance(size, bool):
+            raise TypeError(f"{name} shape must hold ints, got {tuple(shape)!r}")
+        try:
+            sizes.append(operator.index(size))
+        except TypeError:
+            raise TypeError(f"{name} shape must hold ints, got {tuple(shape)!r}") from None
+    return tuple(sizes)
 
 
 def conv1d_geometry(
@@ -177,10 +189,8 @@ def conv1d_geometry(
     >>> (g.pad_left, g.pad_right, g.out_length)
     (1, 2, 10)
     """
-    input_shape = tuple(input_shape)
-    weight_shape = tuple(weight_shape)
-    _check_shape("input", input_shape, (2, 3), "(N, C, L) or (C, L)")
-    _check_shape("weight", weight_shape, (3,), "(C_out, C_in / groups, K)")
+    input_shape = _check_shape("input", input_shape, (2, 3), "(N, C, L) or (C, L)")
+    weight_shape = _check_shape("weight", weight_shape, (3,), "(C_out, C_in / groups, K)")
 
     stride = as_int("stride", stride)
     dilation = as_int("dilation", dilation)

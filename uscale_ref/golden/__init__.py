@@ -11,7 +11,8 @@ See ``docs/golden-format.md`` for the file format.
 """
 
 from .compare import ArrayReport, assert_matches, check_directory, compare, format_table
-from .fixture import FORMAT_VERSION, Fixture, GoldenFileError, read
+from .errors import GoldenFileError
+from .fixture import FORMAT_VERSION, Fixture, read
 from .store import cases, default_dir, generate, load, verify
 from .suite import CaseSpec, suite_specs
 

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .fixture import RESULT_NAMES, Fixture, GoldenFileError, unit_roundoff
+from .errors import GoldenFileError
+from .fixture import RESULT_NAMES, Fixture, unit_roundoff
+from .npz import read_npz
 from .store import load
 
 
@@ -130,23 +132,37 @@ def check_directory(
             problems.append(f"{path}: {error}")
             continue
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                given = {name: archive[name] for name in archive.files}
-        except (OSError, ValueError, EOFError, KeyError) as error:
-            problems.append(f"{path}: not a readable npz ({error})")
-            continue
-        if not all(isinstance(value, np.ndarray) for value in given.values()):
-            problems.append(f"{path}: holds a member that is not an .npy array")
-            continue
-        unknown = sorted(set(given) - set(RESULT_NAMES))
-        if unknown or not given:
-            problems.append(f"{path}: holds {sorted(given)}; expected some of {list(RESULT_NAMES)}")
-            continue
-        try:
+            given = read_results(path, fixture)
             reports.extend((case_id, report) for report in compare(fixture, **given))
-        except (TypeError, ValueError) as error:
-            problems.append(f"{path}: {error}")
+        except (GoldenFileError, TypeError, ValueError) as error:
+            problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")
     return reports, problems
+
+
+def read_results(path: Path, fixture: Fixture) -> dict[str, npt.NDArray[Any]]:
+    """A results file for ``fixture``: only its result names, shapes and dtypes, judged first.
+
+    Each member's ``.npy`` header is checked against the expected array
+    before its data is read, so a file cannot make this read more than the
+    expected arrays' bytes (plus one per member). Big-endian data is
+    accepted and converted.
+    """
+    expected = fixture.expected
+
+    def judge(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        if name not in expected:
+            raise GoldenFileError(f"{path}: holds {name!r}; expected some of {sorted(expected)}")
+        want = expected[name]
+        if shape != want.shape:
+            raise GoldenFileError(f"{path}: {name} has shape {shape}, expected {want.shape}")
+        if dtype.newbyteorder("=") != want.dtype:
+            raise GoldenFileError(f"{path}: {name} has dtype {dtype}, expected {want.dtype}")
+
+    limit = sum(a.nbytes for a in expected.values())
+    given = read_npz(path, judge, limit)
+    if not given:
+        raise GoldenFileError(f"{path}: holds no arrays; expected some of {sorted(expected)}")
+    return given
 
 
 def format_table(reports: list[tuple[str, ArrayReport]]) -> str:

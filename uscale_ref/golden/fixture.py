@@ -35,17 +35,20 @@ from .. import __version__
 from ..geometry import conv1d_geometry
 from ..scales import scales_for_geometry
 from . import exact
+from .errors import GoldenFileError
 from .inputs import draw, seed_for
+from .npz import read_npz
 from .suite import CaseSpec
 
 FORMAT_VERSION = 1
 INPUT_NAMES = ("input", "weight", "bias", "grad_output")
 RESULT_NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-
-
-class GoldenFileError(ValueError):
-    """A fixture or manifest that is missing, corrupt, tampered with or inconsistent."""
+DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
+# The most a fixture's arrays may take when read; the large suite's biggest
+# case holds a few MiB.
+MAX_FIXTURE_BYTES = 2**30
+MAX_METADATA_BYTES = 2**20
 
 
 def unit_roundoff(dtype: str) -> float:
@@ -226,44 +229,79 @@ class Fixture:
         return self.id
 
 
-def read(path: Path | str) -> Fixture:
-    """Load a fixture file without ever unpickling; raise GoldenFileError on any problem."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise GoldenFileError(f"{path}: no such fixture file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise GoldenFileError(f"{path}: not a readable fixture ({error})") from None
-    for name, value in arrays.items():
-        if not isinstance(value, np.ndarray):
-            raise GoldenFileError(f"{path}: member {name!r} is not an .npy array")
+def _metadata(path: Path) -> dict[str, Any]:
+    """The fixture's metadata, checked to have every field a reader uses."""
+
+    def judge(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        if dtype != np.uint8 or len(shape) != 1:
+            raise GoldenFileError(f"{path}: 'metadata' must be a 1-D uint8 array")
+
+    arrays = read_npz(path, judge, MAX_METADATA_BYTES, only=frozenset({"metadata"}))
     if "metadata" not in arrays:
         raise GoldenFileError(f"{path}: has no 'metadata' array")
     try:
-        metadata = json.loads(arrays.pop("metadata").tobytes().decode())
+        metadata = json.loads(arrays["metadata"].tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise GoldenFileError(f"{path}: metadata is not UTF-8 JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise GoldenFileError(f"{path}: metadata must be a JSON object")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise GoldenFileError(
             f"{path}: format_version {metadata.get('format_version')!r}, "
             f"this reader knows {FORMAT_VERSION}"
         )
+    if metadata.get("dtype") not in DTYPES:
+        raise GoldenFileError(f"{path}: metadata dtype must be one of {DTYPES}")
+    arguments = metadata.get("arguments")
+    keys = ("stride", "padding", "dilation", "groups", "constraint", "scale_power")
+    if not isinstance(arguments, dict) or any(key not in arguments for key in keys):
+        raise GoldenFileError(f"{path}: metadata 'arguments' must hold {', '.join(keys)}")
+    for field in ("resolved", "shapes", "tolerance"):
+        if not isinstance(metadata.get(field), dict):
+            raise GoldenFileError(f"{path}: metadata {field!r} must be a JSON object")
+    units = metadata["tolerance"].get("units")
+    if not isinstance(units, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in units.values()
+    ):
+        raise GoldenFileError(f"{path}: metadata tolerance 'units' must map names to numbers")
+    return metadata
+
+
+def read(path: Path | str) -> Fixture:
+    """Load a fixture file without ever unpickling; raise GoldenFileError on any problem.
+
+    The metadata is read first; every array's shape and dtype are then
+    judged from its ``.npy`` header against it before its data is read.
+    """
+    path = Path(path)
+    metadata = _metadata(path)
+    has_bias = bool(metadata["resolved"].get("has_bias"))
     required = ["input", "weight", "grad_output", "output", "grad_input", "grad_weight"]
-    if metadata.get("resolved", {}).get("has_bias"):
-        required += ["bias", "grad_bias"]
-    for name in required:
+    required += ["bias", "grad_bias"] if has_bias else []
+    results = [name for name in RESULT_NAMES if name in required]
+    allowed = {*required, *(f"error_scale_{name}" for name in results), "metadata"}
+    dtype = np.dtype(metadata["dtype"])
+
+    def judge(name: str, shape: tuple[int, ...], given: np.dtype[Any]) -> None:
+        if name not in allowed:
+            raise GoldenFileError(f"{path}: unexpected member {name!r}")
+        if name == "metadata":
+            return
+        want = np.dtype(np.float64) if name.startswith("error_scale_") else dtype
+        if given.newbyteorder("=") != want:
+            raise GoldenFileError(f"{path}: array {name!r} has dtype {given}, expected {want}")
+        key = name.removeprefix("error_scale_")
+        expected = metadata["shapes"].get(key)
+        if not isinstance(expected, list) or list(shape) != expected:
+            raise GoldenFileError(
+                f"{path}: array {name!r} has shape {shape}, metadata says {expected}"
+            )
+
+    arrays = read_npz(path, judge, MAX_FIXTURE_BYTES)
+    arrays.pop("metadata", None)
+    for name in sorted(allowed - {"metadata"}):
         if name not in arrays:
             raise GoldenFileError(f"{path}: missing array {name!r}")
-        shape = metadata.get("shapes", {}).get(name)
-        if shape is not None and list(arrays[name].shape) != shape:
-            raise GoldenFileError(
-                f"{path}: array {name!r} has shape {arrays[name].shape}, metadata says {shape}"
-            )
-        if arrays[name].dtype != np.dtype(metadata["dtype"]):
-            raise GoldenFileError(
-                f"{path}: array {name!r} has dtype {arrays[name].dtype}, "
-                f"metadata says {metadata['dtype']}"
-            )
+        if name in results and name not in metadata["tolerance"]["units"]:
+            raise GoldenFileError(f"{path}: no tolerance for {name!r} in the metadata")
     return Fixture(id=str(metadata.get("id", path.stem)), metadata=metadata, arrays=arrays)

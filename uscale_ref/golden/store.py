@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .fixture import FORMAT_VERSION, Fixture, GoldenFileError, build, read, sha256, to_bytes
+from .errors import GoldenFileError
+from .fixture import FORMAT_VERSION, Fixture, build, read, sha256, to_bytes
 from .suite import SUITES, CaseSpec, select, suite_specs
 
 MANIFEST = "manifest.json"
@@ -95,27 +96,48 @@ def generate(
     pattern: str | None = None,
     progress: Callable[[int, int, str], None] | None = _progress,
 ) -> list[str]:
-    """Write the selected cases and their manifest into ``out``; return the case ids."""
+    """Write the selected cases and their manifest into ``out``; return the case ids.
+
+    Into a folder that already holds a manifest of the same suite, the new
+    cases are merged: the entries of the cases not selected are kept, so
+    the folder stays a consistent suite. A folder holding another suite's
+    manifest, or a broken one, is refused.
+    """
+    if not str(out):
+        raise ValueError("out must name a folder, got an empty path")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     specs = select(suite_specs(suite), dtypes, pattern)
     if not specs:
         raise ValueError(f"no case of suite {suite!r} matches dtype={dtypes!r} filter={pattern!r}")
-    entries = []
+    kept: dict[str, dict[str, Any]] = {}
+    if (out / MANIFEST).exists():
+        existing = _read_manifest(out)
+        if existing.get("suite") != suite:
+            raise GoldenFileError(
+                f"{out / MANIFEST}: holds suite {existing.get('suite')!r}, not {suite!r}; "
+                "generate into another folder"
+            )
+        kept = {entry["id"]: entry for entry in existing["cases"]}
+    out.mkdir(parents=True, exist_ok=True)
     for done, spec in enumerate(specs, start=1):
         arrays, metadata = build(spec)
         data = to_bytes(arrays, metadata)
         (out / f"{spec.id}.npz").write_bytes(data)
-        entries.append(_manifest_entry(spec, data, metadata))
+        kept[spec.id] = _manifest_entry(spec, data, metadata)
         if progress is not None:
             progress(done, len(specs), spec.id)
+    order = {spec.id: index for index, spec in enumerate(suite_specs(suite))}
+    entries = sorted(kept.values(), key=lambda entry: order.get(entry["id"], len(order)))
     (out / MANIFEST).write_text(_manifest_text(suite, entries))
     return [spec.id for spec in specs]
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest, each entry checked: an id, a ``.npz`` file name in the folder, a sha256."""
     path = directory / MANIFEST
     try:
+        if path.exists() and not path.is_file():
+            raise GoldenFileError(f"{path}: not a regular file")
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise GoldenFileError(f"{path}: no manifest (run 'uscale-ref golden generate')") from None
@@ -123,7 +145,43 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         raise GoldenFileError(f"{path}: unreadable manifest ({error})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
         raise GoldenFileError(f"{path}: manifest has no 'cases' list")
+    seen = set()
+    for number, entry in enumerate(manifest["cases"]):
+        where = f"{path}: case entry {number}"
+        if not isinstance(entry, dict):
+            raise GoldenFileError(f"{where} must be a JSON object, got {entry!r}")
+        case_id, file, digest = entry.get("id"), entry.get("file"), entry.get("sha256")
+        if not isinstance(case_id, str) or not case_id or case_id in seen:
+            raise GoldenFileError(f"{where}: 'id' must be a new, non-empty string, got {case_id!r}")
+        seen.add(case_id)
+        # A plain file name, never a path: an entry cannot point outside its folder.
+        if (
+            not isinstance(file, str)
+            or Path(file).name != file
+            or file in (".", "..")
+            or "\\" in file
+            or not file.endswith(".npz")
+        ):
+            raise GoldenFileError(
+                f"{where}: 'file' must be the name of a .npz file in the folder, got {file!r}"
+            )
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise GoldenFileError(f"{where}: 'sha256' must be 64 hex digits, got {digest!r}")
     return manifest
+
+
+def _read_listed(path: Path) -> bytes:
+    """A listed fixture's bytes; a folder or missing file is a GoldenFileError saying which."""
+    if path.is_dir():
+        raise GoldenFileError(f"{path}: listed in the manifest but is a directory")
+    if path.exists() and not path.is_file():
+        raise GoldenFileError(f"{path}: listed in the manifest but not a regular file")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise GoldenFileError(f"{path}: listed in the manifest but missing") from None
+    except OSError as error:
+        raise GoldenFileError(f"{path}: cannot be read ({error})") from None
 
 
 def load(case_id: str, golden_dir: Path | str | None = None) -> Fixture:
@@ -142,10 +200,7 @@ def load(case_id: str, golden_dir: Path | str | None = None) -> Fixture:
     if case_id not in entries:
         raise ValueError(f"unknown golden case id {case_id!r} (not in {directory / MANIFEST})")
     path = directory / entries[case_id]["file"]
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise GoldenFileError(f"{path}: listed in the manifest but missing") from None
+    data = _read_listed(path)
     if sha256(data) != entries[case_id]["sha256"]:
         raise GoldenFileError(f"{path}: sha256 differs from the manifest (modified or corrupt)")
     return read(path)
@@ -162,13 +217,13 @@ def verify(golden_dir: Path | str | None = None) -> list[str]:
     listed = set()
     entries = []
     for entry in manifest["cases"]:
-        case_id = entry.get("id")
-        path = directory / str(entry.get("file"))
+        case_id = entry["id"]
+        path = directory / entry["file"]
         listed.add(path.name)
         try:
-            data = path.read_bytes()
-        except OSError:
-            problems.append(f"{path}: listed in the manifest but missing")
+            data = _read_listed(path)
+        except GoldenFileError as error:
+            problems.append(str(error))
             continue
         if sha256(data) != entry.get("sha256"):
             problems.append(f"{path}: sha256 differs from the manifest")

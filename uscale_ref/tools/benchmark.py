@@ -381,8 +381,18 @@ def describe_machine(target: Platform | None = None) -> str:
     return ", ".join(parts)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repeats", type=int, default=7, help="timed repetitions per call")
+    parser.add_argument("--repeats", type=_positive, default=7, help="timed repetitions per call")
     parser.add_argument("--quick", action="store_true", help="the first three shapes only")
     parser.add_argument("--only", help="only shapes whose label contains this text")
     parser.add_argument("--no-torch", action="store_true", help="time uscale_ref alone")
