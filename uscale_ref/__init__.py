@@ -10,7 +10,7 @@ Array API library (NumPy, CuPy, torch, JAX, array-api-strict, ...).
 (2, 8, 14)
 """
 
-from . import constraints
+from . import constraints, textbook
 from .functional import Conv1dGrads, conv1d, conv1d_backward
 from .geometry import Conv1dGeometry, conv1d_geometry
 from .primitives import correlate, correlate_input_grad, correlate_weight_grad
@@ -31,4 +31,5 @@ __all__ = [
     "correlate",
     "correlate_input_grad",
     "correlate_weight_grad",
+    "textbook",
 ]

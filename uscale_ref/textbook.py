@@ -14,6 +14,7 @@ grows with the stride; use the public functions for real sizes.
 ======================================  =====================================
 formula                                 function
 ======================================  =====================================
+output length                           :func:`output_length`
 padding                                 :func:`pad`
 zero insertion (stride in dgrad)        :func:`zero_insert`
 flipped, conjugated, group-transposed   :func:`transposed_kernel`
@@ -50,7 +51,7 @@ from ._calls import (
     weight_grad_call,
 )
 from .constraints import apply_constraint
-from .geometry import Conv1dGeometry
+from .geometry import Conv1dGeometry, output_length
 from .scales import grad_input_scale, grad_weight_scale, output_scale, scales_for_geometry
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "grad_input_scale",
     "grad_weight_scale",
     "input_grad",
+    "output_length",
     "output_scale",
     "pad",
     "transposed_kernel",

@@ -5,12 +5,20 @@
 Writes, next to this script:
 
 * ``scaling.png``: std of output, grad_input and grad_weight against the
-  fan-in and the kernel length, for the plain (unscaled) convolution and for
+  fan-in, the kernel length and the stride, for the plain (unscaled)
+  convolution beside the predicted square roots of the term counts, and for
   the unit-scaled one (``constraint=None``), measured with uscale_ref on
-  unit-normal data;
+  unit-normal data over three seeds; and grad_input under
+  ``to_output_scale`` against ``sqrt(O / (s C))``;
 * ``receptive-field.png``: which padded-input positions one output element
   reads (stride 2, dilation 3, K = 3), and which output-gradient elements one
-  input-gradient element gathers in dgrad.
+  input-gradient element gathers in dgrad;
+* ``dgrad.png``: dgrad as the correlation of the zero-inserted, padded
+  gradient with the flipped taps, the placeholders and the unread positions;
+* ``wgrad.png``: wgrad with the gradient as the kernel, taps s apart,
+  stepping by d;
+* ``formats.png``: the ranges of float32, bfloat16, float16 and the FP8
+  formats against the spread of a unit-scaled and of a small tensor.
 """
 
 from __future__ import annotations
@@ -28,59 +36,247 @@ import uscale_ref
 HERE = Path(__file__).resolve().parent
 
 
-def _stds(fan_in: int, kernel: int, scaled: bool, rng: np.random.Generator) -> list[float]:
-    batch, length, out_channels = 8, 256, 64
-    x = rng.standard_normal((batch, fan_in, length))
-    w = rng.standard_normal((out_channels, fan_in, kernel))
-    if scaled:
-        y = uscale_ref.conv1d(x, w, constraint=None)
-        g = rng.standard_normal(y.shape)
-        grads = uscale_ref.conv1d_backward(g, x, w, constraint=None)
-        grad_input, grad_weight = grads.grad_input, grads.grad_weight
-    else:
-        y = uscale_ref.correlate(x, w)
-        g = rng.standard_normal(y.shape)
-        grad_input = uscale_ref.correlate_input_grad(g, w, input_length=length)
-        grad_weight = uscale_ref.correlate_weight_grad(g, x, kernel_size=kernel)
-    return [float(np.std(a)) for a in (y, grad_input, grad_weight)]
+SEEDS = (0, 1, 2)
+
+
+def _measure(
+    channels: int, kernel: int, stride: int, out_channels: int, scaled: bool, constraint=None
+) -> np.ndarray:
+    """Std of (output, grad_input, grad_weight) over SEEDS: shape (len(SEEDS), 3)."""
+    batch, length = 8, 256
+    rows = []
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((batch, channels, length))
+        w = rng.standard_normal((out_channels, channels, kernel))
+        kwargs = {"stride": stride}
+        if scaled:
+            y = uscale_ref.conv1d(x, w, **kwargs, constraint=constraint)
+            g = rng.standard_normal(y.shape)
+            grads = uscale_ref.conv1d_backward(g, x, w, **kwargs, constraint=constraint)
+            values = (y, grads.grad_input, grads.grad_weight)
+        else:
+            y = uscale_ref.correlate(x, w, **kwargs)
+            g = rng.standard_normal(y.shape)
+            values = (
+                y,
+                uscale_ref.correlate_input_grad(g, w, input_length=length, **kwargs),
+                uscale_ref.correlate_weight_grad(g, x, kernel_size=kernel, **kwargs),
+            )
+        rows.append([float(np.std(v)) for v in values])
+    return np.array(rows)
+
+
+def _plot(axis, xs, stds, color, label=None, marker="o"):
+    """Mean over seeds with min-max bars, labelled at the line's end (when a label is given)."""
+    mean = stds.mean(axis=0)
+    axis.errorbar(
+        xs, mean, yerr=[mean - stds.min(axis=0), stds.max(axis=0) - mean],
+        fmt=marker, color=color, markersize=4, capsize=2, linestyle="none",
+    )  # fmt: skip
+    if label:
+        axis.annotate(label, (xs[-1], mean[-1]), xytext=(6, 0), textcoords="offset points",
+                      color=color, fontsize=7, va="center")  # fmt: skip
 
 
 def scaling_figure() -> None:
-    rng = np.random.default_rng(0)
-    fan_ins = [1, 2, 4, 8, 16, 32, 64, 128]
-    kernels = [1, 3, 5, 9, 17, 33]
-    names = ["output", "grad_input", "grad_weight"]
-    fig, axes = plt.subplots(1, 2, figsize=(12.5, 4), sharey=True)
-    for axis, (label, values, fixed) in zip(
-        axes,
-        [("fan-in C (K = 5)", fan_ins, "fan_in"), ("kernel length K (C = 16)", kernels, "K")],
-        strict=True,
-    ):
-        for scaled, style in ((False, "--"), (True, "-")):
-            rows = [
-                _stds(v, 5, scaled, rng) if fixed == "fan_in" else _stds(16, v, scaled, rng)
-                for v in values
-            ]
-            for i, name in enumerate(names):
-                axis.plot(
-                    values,
-                    [r[i] for r in rows],
-                    style,
-                    marker="o",
-                    color=f"C{i}",
-                    label=f"{name} ({'unit-scaled' if scaled else 'unscaled'})",
-                )
+    """Measured stds (points, 3 seeds) beside the predicted sqrt of the term counts (lines)."""
+    batch, length, out_channels = 8, 256, 64
+    names = ("output", "grad_input", "grad_weight")
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.2))
+    panels = [
+        ("fan-in C (K = 5, s = 1)", [1, 4, 16, 64, 128], lambda v: (v, 5, 1)),
+        ("kernel length K (C = 16, s = 1)", [1, 3, 5, 9, 17, 33], lambda v: (16, v, 1)),
+        ("stride s (C = 16, K = 5)", [1, 2, 3, 4, 8], lambda v: (16, 5, v)),
+    ]
+    for axis, (label, values, args) in zip(axes.flat[:3], panels, strict=True):
+        xs = np.array(values, dtype=float)
+        plain = np.stack([_measure(*args(v), out_channels, False) for v in values], axis=2)
+        scaled = np.stack([_measure(*args(v), out_channels, True) for v in values], axis=2)
+        predicted = []
+        for v in values:
+            c, k, st = args(v)
+            out_length = (length - (k - 1) - 1) // st + 1
+            predicted.append(
+                [np.sqrt(c * k), np.sqrt(out_channels * k / st), np.sqrt(batch * out_length)]
+            )
+        predicted = np.array(predicted)
+        for i, name in enumerate(names):
+            axis.plot(xs, predicted[:, i], "-", color=f"C{i}", linewidth=0.8)
+            _plot(axis, xs, plain[:, i, :], f"C{i}", f"{name}, unscaled")
+            _plot(axis, xs, scaled[:, i, :], f"C{i}", marker="s")
+        axis.annotate("all three unit-scaled (squares)", (xs[-1], 1.0), xytext=(6, 8),
+                      textcoords="offset points", fontsize=7, color="dimgrey")  # fmt: skip
         axis.set_xscale("log", base=2)
         axis.set_yscale("log", base=2)
         axis.set_xlabel(label)
-        axis.axhline(1.0, color="grey", linewidth=0.8)
-    axes[0].set_ylabel("standard deviation (unit-normal inputs)")
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        axis.axhline(1.0, color="grey", linewidth=0.6)
+        axis.set_xlim(xs[0] / 1.3, xs[-1] * 4)
+    axes[0, 0].set_ylabel("std (points: measured; lines: predicted)")
+    axes[1, 0].set_ylabel("std")
+
+    axis = axes[1, 1]  # to_output_scale: grad_input follows sqrt(O / (s C))
+    channels, kernel, stride = 32, 5, 1
+    ratios = [0.25, 0.5, 1, 2, 4, 8]
+    xs = np.array(ratios)
+    stds = np.stack(
+        [
+            _measure(channels, kernel, stride, int(r * channels), True, "to_output_scale")
+            for r in ratios
+        ],
+        axis=2,
+    )
+    axis.plot(xs, np.sqrt(xs / stride), "-", color="C1", linewidth=0.8)
+    axis.plot(xs, np.ones_like(xs), "-", color="C0", linewidth=0.8)
+    _plot(axis, xs, stds[:, 1, :], "C1", "grad_input ~ sqrt(O / (s C))", marker="s")
+    _plot(axis, xs, stds[:, 0, :], "C0", "output", marker="s")
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log", base=2)
+    axis.set_xlim(xs[0] / 1.3, xs[-1] * 4)
+    axis.set_xlabel("O / C under constraint='to_output_scale' (C = 32, K = 5, s = 1)")
     fig.suptitle(
-        "Unscaled convolution grows with fan-in and kernel; the unit-scaled one stays at 1"
+        "Unit scaling keeps every std near 1; the plain sums grow as the square root of "
+        "their term counts\n(constraint=None unless stated; N = 8, L = 256, O = 64; "
+        "three seeds, bars: min to max)",
+        fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(HERE / "scaling.png", dpi=110)
+    fig.savefig(HERE / "scaling.png", dpi=100)
+    plt.close(fig)
+
+
+def _cells(axis, y, labels, colors, name):
+    """A row of labelled boxes at height ``y``."""
+    for i, (text, color) in enumerate(zip(labels, colors, strict=True)):
+        axis.add_patch(plt.Rectangle((i, y), 0.9, 0.9, facecolor=color, ec="black", lw=0.5))
+        axis.text(i + 0.45, y + 0.45, text, ha="center", va="center", fontsize=7)
+    axis.text(-0.6, y + 0.45, name, ha="right", va="center", fontsize=8)
+
+
+def dgrad_figure() -> None:
+    """dgrad as the stride-1 correlation of the zero-inserted, padded gradient."""
+    length, kernel, stride, dilation, pad = 9, 3, 2, 2, 1
+    span = dilation * (kernel - 1)
+    out_length = (length + 2 * pad - span - 1) // stride + 1
+    left = span - pad
+    z = [""] * (length + span)
+    for l_index in range(out_length):
+        z[left + l_index * stride] = f"δ{l_index}"
+    t_chosen = 1  # near the edge: one tap meets a padding placeholder
+    window = [t_chosen + j * dilation for j in range(kernel)]
+    fig, axis = plt.subplots(figsize=(11, 3.4))
+    z_colors = [
+        "tab:green" if i in window and z[i] else ("#ffd9b3" if i in window else "white")
+        for i in range(len(z))
+    ]
+    _cells(axis, 3, [v or "0" for v in z], z_colors, "zero-inserted,\npadded δ")
+    taps = [f"w̄{kernel - 1 - j}" for j in range(kernel)]
+    for j, position in enumerate(window):
+        axis.text(position + 0.45, 4.35, taps[j], ha="center", fontsize=8, color="tab:blue")
+    never = [t for t in range(length) if (t + pad) % np.gcd(stride, dilation)]
+    grad_labels = ["0" if t in never else "" for t in range(length)]
+    grad_colors = [
+        "tab:red" if t == t_chosen else ("lightgrey" if t in never else "white")
+        for t in range(length)
+    ]
+    _cells(axis, 0.5, grad_labels, grad_colors, "grad x")
+    for position in window:
+        axis.annotate("", xy=(t_chosen + 0.45, 1.45), xytext=(position + 0.45, 2.95),
+                      arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 0.8})  # fmt: skip
+    axis.set_title(
+        f"dgrad, s={stride}, d={dilation}, K={kernel}, p={pad}: "
+        "grad x[t] = Σ_j w̄[K-1-j] z[t + j d]."
+        " Flipped taps (blue); only the green entries hold a δ, the orange zeros are\n"
+        "placeholders, never multiplied. Grey: positions no output reads (gcd(s, d) = 2), "
+        "their gradient is exactly 0.",
+        fontsize=9,
+    )
+    axis.set_xlim(-3, len(z) + 0.5)
+    axis.set_ylim(0.2, 4.8)
+    axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(HERE / "dgrad.png", dpi=100)
+    plt.close(fig)
+
+
+def wgrad_figure() -> None:
+    """wgrad: δ is the kernel, taps s apart; the result steps by d over k."""
+    length, kernel, stride, dilation, pad = 11, 3, 2, 3, 1
+    padded = length + 2 * pad
+    out_length = (padded - dilation * (kernel - 1) - 1) // stride + 1
+    fig, axes = plt.subplots(kernel, 1, figsize=(11, 1.35 * kernel + 0.8))
+    for k, axis in enumerate(axes):
+        reads = {k * dilation + l_index * stride: l_index for l_index in range(out_length)}
+        labels = [f"δ{reads[i]}" if i in reads else "" for i in range(padded)]
+        colors = [
+            "tab:orange"
+            if i in reads
+            else ("lightgrey" if i < pad or i >= pad + length else "white")
+            for i in range(padded)
+        ]
+        _cells(axis, 0, labels, colors, f"grad w[k={k}]\nreads x_pad")
+        axis.annotate("", xy=(k * dilation + 0.45, -0.05), xytext=(0.45, -0.05),
+                      arrowprops={"arrowstyle": "->", "color": "tab:purple"})  # fmt: skip
+        axis.text(k * dilation / 2 + 0.45, -0.45, f"k d = {k * dilation}", ha="center",
+                  fontsize=7, color="tab:purple")  # fmt: skip
+        axis.set_xlim(-3, padded + 0.5)
+        axis.set_ylim(-0.7, 1.0)
+        axis.axis("off")
+    axes[0].set_title(
+        f"wgrad, s={stride}, d={dilation}, K={kernel}, p={pad}: "
+        "grad w[k] = Σ_l δ[l] conj(x_pad[k d + l s])."
+        " δ is the kernel, its taps s apart;\nthe result steps by d from one k to the next "
+        "(stride and dilation swap roles). Grey: padding.",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(HERE / "wgrad.png", dpi=100)
+    plt.close(fig)
+
+
+FORMATS = {  # exponent bits, mantissa bits, largest finite value
+    "float32": (8, 23, float(np.finfo(np.float32).max)),
+    "bfloat16": (8, 7, (2 - 2**-7) * 2.0**127),
+    "float16": (5, 10, 65504.0),
+    "float8_e5m2": (5, 2, 57344.0),
+    "float8_e4m3fn": (4, 3, 448.0),
+}
+
+
+def format_limits(exponent_bits: int, mantissa_bits: int) -> tuple[float, float]:
+    """Smallest subnormal and smallest normal of an IEEE-style binary format."""
+    bias = 2 ** (exponent_bits - 1) - 1
+    return 2.0 ** (1 - bias - mantissa_bits), 2.0 ** (1 - bias)
+
+
+def formats_figure() -> None:
+    """The ranges of the low-precision formats against the spread of a tensor."""
+    fig, axis = plt.subplots(figsize=(10, 3.4))
+    for row, (e_bits, m_bits, largest) in enumerate(FORMATS.values()):
+        subnormal, normal = format_limits(e_bits, m_bits)
+        axis.barh(row, np.log2(normal) - np.log2(subnormal), left=np.log2(subnormal),
+                  color="#c6dbef", height=0.6)  # fmt: skip
+        axis.barh(row, np.log2(largest) - np.log2(normal), left=np.log2(normal),
+                  color="#2171b5", height=0.6)  # fmt: skip
+    axis.set_yticks(range(len(FORMATS)), list(FORMATS))
+    for sigma, label, color in ((1.0, "unit-scaled tensor", "tab:green"),
+                                (2.0**-14, "a gradient of std 2^-14", "tab:red")):  # fmt: skip
+        # 0.1 % to 99.9 % of |x| for x ~ N(0, sigma^2)
+        low, high = np.log2(sigma * 1.25e-3), np.log2(sigma * 3.29)
+        axis.axvspan(low, high, color=color, alpha=0.18)
+        axis.text((low + high) / 2, -0.85, label, ha="center", fontsize=8, color=color)
+    axis.set_xlim(-40, 40)
+    axis.set_ylim(-1.1, len(FORMATS) - 0.5)
+    axis.set_xlabel(
+        "log2 |value|   (light: subnormal, dark: normal range; float32 and bfloat16 run on "
+        "to 2^-149 / 2^-133 and 2^128)"
+    )
+    axis.set_title(
+        "Where a tensor's values fall in each format: the central 99.8 % of |x| for x ~ N(0, σ²)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(HERE / "formats.png", dpi=100)
     plt.close(fig)
 
 
@@ -167,6 +363,12 @@ def receptive_field_figure() -> None:
 
 
 if __name__ == "__main__":
-    scaling_figure()
-    receptive_field_figure()
-    print("wrote", HERE / "scaling.png", "and", HERE / "receptive-field.png")
+    for make in (
+        scaling_figure,
+        receptive_field_figure,
+        dgrad_figure,
+        wgrad_figure,
+        formats_figure,
+    ):
+        make()
+    print("wrote scaling.png, receptive-field.png, dgrad.png, wgrad.png, formats.png in", HERE)
