@@ -121,7 +121,7 @@ def _golden_verify(args: argparse.Namespace) -> int:
 def _golden_check(args: argparse.Namespace) -> int:
     from . import golden
 
-    reports, problems = golden.check_directory(args.results, args.golden)
+    reports, problems = golden.check_directory(args.results, args.golden, args.precision)
     if reports:
         print(golden.format_table(reports))
     for problem in problems:
@@ -197,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("results", help="folder of <case_id>.npz holding output/grad_* arrays")
     check.add_argument("--golden", help="golden folder (default: the committed one)")
+    check.add_argument(
+        "--precision",
+        default="exact",
+        choices=["exact", "tf32"],
+        help="tf32: widen the float32/complex64 tolerance by what TF32 multiplicands can cost",
+    )
     check.set_defaults(handler=_golden_check)
     return parser
 

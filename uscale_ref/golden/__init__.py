@@ -10,7 +10,15 @@ True
 See ``docs/golden-format.md`` for the file format.
 """
 
-from .compare import ArrayReport, assert_matches, check_directory, compare, format_table
+from .compare import (
+    PRECISIONS,
+    ArrayReport,
+    allowed_units,
+    assert_matches,
+    check_directory,
+    compare,
+    format_table,
+)
 from .errors import GoldenFileError
 from .fixture import FORMAT_VERSION, Fixture, read
 from .store import cases, default_dir, generate, load, verify
@@ -18,10 +26,12 @@ from .suite import CaseSpec, suite_specs
 
 __all__ = [
     "FORMAT_VERSION",
+    "PRECISIONS",
     "ArrayReport",
     "CaseSpec",
     "Fixture",
     "GoldenFileError",
+    "allowed_units",
     "assert_matches",
     "cases",
     "check_directory",

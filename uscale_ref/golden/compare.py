@@ -14,6 +14,36 @@ from .fixture import RESULT_NAMES, Fixture, unit_roundoff
 from .npz import read_npz
 from .store import load
 
+PRECISIONS = ("exact", "tf32")
+# A TF32 kernel rounds each multiplicand to 11 significant bits: a faithful
+# rounding (nearest, or toward zero) is within 2**-10 of it, relatively, so a
+# product of two is within 2 * 2**-10 + 2**-20 of the exact one. The products of
+# two 11-bit significands are exact in float32, whose accumulation the
+# fixture's own tolerance already covers (docs/low-precision.md).
+TF32_PRODUCT_ERROR = 2 * 2.0**-10 + 2.0**-20
+
+
+def allowed_units(fixture: Fixture, name: str, precision: str = "exact") -> float:
+    """The bound on ``|actual - expected| / (u * error_scale)`` for ``name``.
+
+    ``"exact"``: the fixture's own tolerance (a kernel computing in the
+    fixture's dtype, summing in any order). ``"tf32"`` (float32 and
+    complex64 cases): add what rounding every multiplicand to TF32 can cost,
+    ``(2 * 2**-10 + 2**-20) / u`` units (doubled for complex products).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    units = fixture.tolerance_units(name)
+    if precision == "tf32":
+        if fixture.dtype not in ("float32", "complex64"):
+            raise ValueError(
+                f"{fixture.id}: precision 'tf32' applies to float32 and complex64 cases, "
+                f"not {fixture.dtype}"
+            )
+        factor = 2.0 if fixture.dtype == "complex64" else 1.0
+        units += factor * TF32_PRODUCT_ERROR / unit_roundoff(fixture.dtype)
+    return units
+
 
 @dataclass(frozen=True)
 class ArrayReport:
@@ -32,7 +62,9 @@ class ArrayReport:
         return self.max_units <= self.allowed_units
 
 
-def compare_array(fixture: Fixture, name: str, actual: npt.ArrayLike) -> ArrayReport:
+def compare_array(
+    fixture: Fixture, name: str, actual: npt.ArrayLike, precision: str = "exact"
+) -> ArrayReport:
     """Compare one result array with the fixture; shape and dtype must match exactly."""
     if name not in fixture.expected:
         raise ValueError(
@@ -58,30 +90,40 @@ def compare_array(fixture: Fixture, name: str, actual: npt.ArrayLike) -> ArrayRe
         name=name,
         max_abs_error=float(np.max(error)),
         max_units=float(units[worst]),
-        allowed_units=fixture.tolerance_units(name),
+        allowed_units=allowed_units(fixture, name, precision),
         worst_index=worst,
         actual_at_worst=complex(actual[worst]),
         expected_at_worst=complex(expected[worst]),
     )
 
 
-def compare(fixture: Fixture, **results: Any) -> list[ArrayReport]:
-    """Reports for every result given (``output=``, ``grad_input=``, ...; None is skipped)."""
+def compare(fixture: Fixture, precision: str = "exact", **results: Any) -> list[ArrayReport]:
+    """Reports for every result given (``output=``, ``grad_input=``, ...; None is skipped).
+
+    ``precision`` is ``"exact"`` (the fixture's tolerance) or ``"tf32"``
+    (see :func:`allowed_units`).
+    """
     unknown = set(results) - set(RESULT_NAMES)
     if unknown:
         raise TypeError(f"unknown result names {sorted(unknown)}; expected some of {RESULT_NAMES}")
     return [
-        compare_array(fixture, name, value) for name, value in results.items() if value is not None
+        compare_array(fixture, name, value, precision)
+        for name, value in results.items()
+        if value is not None
     ]
 
 
-def assert_matches(case: Fixture | str, **results: Any) -> None:
+def assert_matches(case: Fixture | str, precision: str = "exact", **results: Any) -> None:
     """Assert that results match a golden case within its recommended tolerance.
 
     Parameters
     ----------
     case : Fixture or str
         A loaded fixture or a case id (loaded from the default golden folder).
+    precision : ``"exact"`` or ``"tf32"``
+        ``"tf32"`` widens the tolerance of float32 and complex64 cases by what
+        rounding every multiplicand to TF32 can cost (GPU convolutions with
+        TF32 enabled); see :func:`allowed_units`.
     **results
         Any of ``output``, ``grad_input``, ``grad_weight``, ``grad_bias`` as
         NumPy-convertible arrays of the case's shape and dtype.
@@ -95,7 +137,7 @@ def assert_matches(case: Fixture | str, **results: Any) -> None:
     fixture = case if isinstance(case, Fixture) else load(case)
     if not results:
         raise TypeError("assert_matches needs at least one result array")
-    failures = [report for report in compare(fixture, **results) if not report.passed]
+    failures = [report for report in compare(fixture, precision, **results) if not report.passed]
     if failures:
         lines = [
             f"{fixture.id}: {r.name}[{', '.join(map(str, r.worst_index))}] = "
@@ -108,7 +150,7 @@ def assert_matches(case: Fixture | str, **results: Any) -> None:
 
 
 def check_directory(
-    results_dir: Path | str, golden_dir: Path | str | None = None
+    results_dir: Path | str, golden_dir: Path | str | None = None, precision: str = "exact"
 ) -> tuple[list[tuple[str, ArrayReport]], list[str]]:
     """Compare every ``<case_id>.npz`` in ``results_dir`` with the goldens.
 
@@ -116,6 +158,8 @@ def check_directory(
     comparison (unknown id, unreadable file, wrong shape or dtype, ...).
     Nothing in either folder is modified.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise GoldenFileError(f"{results_dir}: not a directory")
@@ -133,7 +177,7 @@ def check_directory(
             continue
         try:
             given = read_results(path, fixture)
-            reports.extend((case_id, report) for report in compare(fixture, **given))
+            reports.extend((case_id, report) for report in compare(fixture, precision, **given))
         except (GoldenFileError, TypeError, ValueError) as error:
             problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")
     return reports, problems
