@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -25,10 +26,16 @@ import unit_scaling.functional as U
 
 from uscale_ref import golden
 
+# Cases stored in a wider NumPy dtype run upstream in their own torch dtype.
+LOW_PRECISION = {"bfloat16": torch.bfloat16, "complex32": torch.complex32}
+
 
 def run_upstream(case: golden.Fixture) -> dict[str, np.ndarray]:
+    low = LOW_PRECISION.get(case.dtype)
     tensors = {
-        name: torch.tensor(value, requires_grad=name != "grad_output")
+        name: torch.tensor(value)
+        .to(low or torch.tensor(value).dtype)
+        .requires_grad_(name != "grad_output")
         for name, value in case.inputs.items()
         if value is not None
     }
@@ -41,7 +48,8 @@ def run_upstream(case: golden.Fixture) -> dict[str, np.ndarray]:
     }
     if "bias" in tensors:
         results["grad_bias"] = tensors["bias"].grad
-    return {name: t.detach().resolve_conj().numpy() for name, t in results.items()}
+    storage = getattr(torch, case.storage_dtype)
+    return {name: t.detach().to(storage).resolve_conj().numpy() for name, t in results.items()}
 
 
 def main() -> int:
@@ -49,6 +57,7 @@ def main() -> int:
     parser.add_argument("--filter", help="glob on case ids")
     args = parser.parse_args()
 
+    warnings.filterwarnings("ignore", "ComplexHalf support is experimental")
     counts = {"pass": 0, "FAIL": 0, "cannot run": 0}
     for case_id in golden.cases(filter=args.filter):
         case = golden.load(case_id)

@@ -2,13 +2,14 @@
 
 The dtype policy, in one place:
 
-* accepted: the real and complex floating dtypes the namespace has
-  (float16, float32, float64, complex64, complex128); integer and bool
-  arrays are refused, never promoted;
+* accepted: float16, float32, float64, complex64 and complex128, and where
+  the array library has them bfloat16 (torch; NumPy with ``ml_dtypes``) and
+  complex32 (torch); integer, bool and 8-bit float arrays are refused, never
+  promoted;
 * input, weight, bias and grad_output must share one dtype and one device;
-* float16 is accumulated in float32 and rounded once at the end (as GPU
-  libraries do); every other dtype is computed in itself, so float32 work
-  never silently becomes float64 work.
+* float16 and bfloat16 are accumulated in float32, complex32 in complex64,
+  and rounded once at the end (as GPU libraries do); every other dtype is
+  computed in itself, so float32 work never silently becomes float64 work.
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ def check_arrays(**arrays: Array | None) -> Namespace:
         raise TypeError(f"arrays must all come from one array library, got {kinds}") from None
 
     (first_name, first), *others = present.items()
-    if not xp.isdtype(first.dtype, ("real floating", "complex floating")):
+    if dtype_name(first.dtype) not in SUPPORTED:
         raise TypeError(
-            f"{first_name} must have a floating dtype (float16, float32, float64, complex64 or "
-            f"complex128), got {first.dtype}; convert it explicitly"
+            f"{first_name} must have a floating dtype: float16, float32, float64, complex64 or "
+            "complex128 (bfloat16 and complex32 where the library has them), got "
+            f"{first.dtype}; convert it explicitly"
         )
     reference_device = device_of(first)
     for name, x in others:
@@ -117,11 +119,21 @@ def check_arrays(**arrays: Array | None) -> Namespace:
     return xp
 
 
+SUPPORTED = ("float16", "bfloat16", "float32", "float64", "complex32", "complex64", "complex128")
+# Narrow dtypes and the dtype their sums are accumulated in.
+_WIDER = {"float16": "float32", "bfloat16": "float32", "complex32": "complex64"}
+
+
+def dtype_name(dtype: Any) -> str:
+    """``"float32"``, ``"bfloat16"``, ... for a NumPy, torch, JAX or array-api-strict dtype."""
+    return str(getattr(dtype, "name", None) or dtype).rsplit(".", 1)[-1]
+
+
 def compute_dtype(xp: Namespace, dtype: Any) -> Any:
-    """The dtype arithmetic is done in: float32 for float16, else ``dtype`` itself."""
-    if getattr(xp, "float16", None) is not None and dtype == xp.float16:
-        return xp.float32
-    return dtype
+    """The dtype arithmetic is done in: float32 for float16 and bfloat16, complex64 for
+    complex32, else ``dtype`` itself."""
+    wider = _WIDER.get(dtype_name(dtype))
+    return dtype if wider is None else getattr(xp, wider)
 
 
 def to_work(xp: Namespace, x: Array, *, add_batch_axis: bool = False) -> Array:

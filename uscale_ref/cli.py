@@ -18,6 +18,7 @@ from .functional import conv1d, conv1d_backward
 from .scales import conv1d_scales
 
 DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
+GOLDEN_DTYPES = (*DTYPES, "bfloat16", "complex32")
 
 
 def _integer(least: int) -> Callable[[str], int]:
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--dtype",
         action="append",
-        choices=list(DTYPES),
+        choices=list(GOLDEN_DTYPES),
         help="only this dtype (repeatable)",
     )
     generate.add_argument("--filter", help="only case ids matching this glob, e.g. 'c128_*same*'")

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FORMATS", "Format", "round_to"]
+__all__ = ["FORMATS", "Format", "round_to", "spacing"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,22 @@ FORMATS = {
         Format("float8_e4m3fn", 4, 3, 448.0, overflow_is_nan=True),
     )
 }
+
+
+def spacing(x: npt.ArrayLike, format: str) -> npt.NDArray[np.float64]:
+    """The gap between the numbers of ``format`` around each finite ``|x|`` (float64).
+
+    For ``x`` between two representable numbers (or on one, away from a
+    power of two) this is their distance; below the smallest normal it is
+    the subnormal spacing.
+    """
+    spec = FORMATS[format]
+    _, exponent = np.frexp(np.asarray(x, dtype=np.float64))
+    smallest_exponent = int(np.log2(spec.smallest_normal))
+    result: npt.NDArray[np.float64] = np.ldexp(
+        1.0, np.maximum(exponent - 1, smallest_exponent) - spec.mantissa_bits
+    )
+    return result
 
 
 def round_to(

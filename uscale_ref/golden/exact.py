@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import formats
 from ..geometry import Conv1dGeometry
 from ..scales import Conv1dScales
 
@@ -147,6 +148,24 @@ def round_to(value: DD, dtype: np.dtype[np.floating]) -> npt.NDArray[np.floating
     midpoint = (hi - below) == (above - hi)
     pushed_over = (lo != 0) & (np.sign(lo) == np.sign(above - below))
     result: npt.NDArray[np.floating] = np.where(midpoint & pushed_over, other, rounded)
+    return result
+
+
+def round_to_format(value: DD, format: str) -> Float:
+    """Round ``hi + lo`` correctly to ``format`` (e.g. ``"bfloat16"``), as float64 values.
+
+    Rounding ``hi`` alone is right unless ``hi`` sits exactly half-way
+    between two numbers of the format and ``lo`` pushes it off the midpoint;
+    then the neighbour on ``lo``'s side is the correctly rounded result.
+    """
+    hi, lo = value.hi, value.lo
+    nearest = formats.round_to(hi, format)
+    toward_zero = formats.round_to(hi, format, "toward_zero")
+    gap = formats.spacing(toward_zero, format)
+    midpoint = np.abs(hi - toward_zero) == gap / 2
+    away = np.sign(lo) == np.sign(hi)
+    other = np.where(away, toward_zero + np.sign(hi) * gap, toward_zero)
+    result: Float = np.where(midpoint & (lo != 0), other, nearest)
     return result
 
 
@@ -266,11 +285,18 @@ def bilinear(
 # Everything a fixture holds, from the stored inputs.
 
 
-def _round_parts(value: tuple[DD, DD | None], dtype: np.dtype[np.generic]) -> npt.NDArray[Any]:
+def _round_parts(value: tuple[DD, DD | None], target: str) -> npt.NDArray[Any]:
+    """Round to the target dtype: a NumPy dtype name, ``"bfloat16"`` (stored as float32)
+    or ``"complex32"`` (float16 parts, stored as complex64)."""
     real, imag = value
+    if target == "bfloat16":
+        return round_to_format(real, "bfloat16").astype(np.float32)
+    dtype = np.dtype("complex64" if target == "complex32" else target)
     if dtype.kind != "c":
-        return round_to(real, dtype)  # type: ignore[arg-type]
-    part_dtype = np.dtype(np.float32 if dtype == np.complex64 else np.float64)
+        return round_to(real, dtype)
+    part_dtype = np.dtype(
+        {"complex32": np.float16, "complex64": np.float32}.get(target, np.float64)
+    )
     assert imag is not None
     result = np.empty(real.hi.shape, dtype=dtype)
     result.real = round_to(real, part_dtype)
@@ -291,15 +317,18 @@ def expected_results(
     delta: npt.NDArray[np.generic],
     geometry: Conv1dGeometry,
     scales: Conv1dScales,
+    target: str | None = None,
 ) -> dict[str, tuple[npt.NDArray[Any], Float]]:
     """Expected ``output`` and gradients, each with its element-wise error scale.
 
-    Arrays are batched; results are in the inputs' dtype, rounded once from
-    the double-double values. The error scale of each result is the same
-    scaled sum built from absolute values (``|re| + |im|`` for complex), as
-    float64: the size of the terms, against which rounding is judged.
+    Arrays are batched; results are rounded once from the double-double
+    values to ``target`` (default: the inputs' dtype; also ``"bfloat16"``
+    and ``"complex32"``, stored as float32 and complex64). The error scale
+    of each result is the same scaled sum built from absolute values
+    (``|re| + |im|`` for complex), as float64: the size of the terms,
+    against which rounding is judged.
     """
-    dtype = np.dtype(x.dtype)
+    dtype = target or np.dtype(x.dtype).name
     x_pad = parts(x)
     x_pad = (pad(x_pad[0], geometry), None if x_pad[1] is None else pad(x_pad[1], geometry))
     w_parts, delta_parts = parts(w), parts(delta)

@@ -44,7 +44,9 @@ FORMAT_VERSION = 1
 INPUT_NAMES = ("input", "weight", "bias", "grad_output")
 RESULT_NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
+DTYPES = ("float16", "float32", "float64", "complex64", "complex128", "bfloat16", "complex32")
+STORAGE = {"bfloat16": "float32", "complex32": "complex64"}
+_UNIT_ROUNDOFF = {"bfloat16": 2.0**-8, "complex32": 2.0**-11}
 # The most a fixture's arrays may take when read; the large suite's biggest
 # case holds a few MiB.
 MAX_FIXTURE_BYTES = 2**30
@@ -53,6 +55,8 @@ MAX_METADATA_BYTES = 2**20
 
 def unit_roundoff(dtype: str) -> float:
     """Half the machine epsilon of the dtype (of its real part for complex)."""
+    if dtype in _UNIT_ROUNDOFF:
+        return _UNIT_ROUNDOFF[dtype]
     return float(np.finfo(np.dtype(dtype)).eps) / 2
 
 
@@ -76,13 +80,12 @@ def tolerance_units(dtype: str, terms: int) -> float:
     ``u`` for a scale multiplication and one for the final rounding, and
     double it for complex products.
     """
-    factor = 2.0 if np.dtype(dtype).kind == "c" else 1.0
+    factor = 2.0 if dtype.startswith("complex") else 1.0
     return factor * (terms + 2)
 
 
 def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     """The arrays and metadata of one case (nothing is written)."""
-    dtype = np.dtype(spec.dtype)
     geometry = conv1d_geometry(
         spec.input_shape,
         spec.weight_shape,
@@ -92,13 +95,18 @@ def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         groups=spec.groups,
     )
     scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)
+    formats = spec.formats
+
+    def drawn(name: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+        return draw(spec.id, name, shape, spec.dtype, formats.get(name))
+
     arrays: dict[str, npt.NDArray[Any]] = {
-        "input": draw(spec.id, "input", spec.input_shape, dtype),
-        "weight": draw(spec.id, "weight", spec.weight_shape, dtype),
+        "input": drawn("input", spec.input_shape),
+        "weight": drawn("weight", spec.weight_shape),
     }
     if spec.bias:
-        arrays["bias"] = draw(spec.id, "bias", (spec.out_channels,), dtype)
-    arrays["grad_output"] = draw(spec.id, "grad_output", geometry.output_shape, dtype)
+        arrays["bias"] = drawn("bias", (spec.out_channels,))
+    arrays["grad_output"] = drawn("grad_output", geometry.output_shape)
 
     batched = spec.batch_size is not None
 
@@ -112,6 +120,7 @@ def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         as_batch(arrays["grad_output"]),
         geometry,
         scales,
+        spec.dtype,
     )
     for name, (value, error_scale) in results.items():
         if not batched and name in ("output", "grad_input"):
@@ -125,6 +134,8 @@ def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         "id": spec.id,
         "suite": spec.suite,
         "dtype": spec.dtype,
+        **({"storage_dtype": spec.storage_dtype} if spec.dtype in STORAGE else {}),
+        **({"formats": formats} if formats else {}),
         "function": "unit_scaling.functional.conv1d (forward) and its autograd backward",
         "arguments": {
             "stride": _json_argument(spec.stride),
@@ -199,7 +210,18 @@ class Fixture:
 
     @property
     def dtype(self) -> str:
+        """The case's dtype: a NumPy name, or ``"bfloat16"`` / ``"complex32"``."""
         return str(self.metadata["dtype"])
+
+    @property
+    def storage_dtype(self) -> str:
+        """The dtype of the stored arrays: float32 for bfloat16, complex64 for complex32."""
+        return STORAGE.get(self.dtype, self.dtype)
+
+    @property
+    def formats(self) -> dict[str, str]:
+        """The format each input's values lie in, for FP8 cases (else empty)."""
+        return dict(self.metadata.get("formats", {}))
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -280,7 +302,7 @@ def read(path: Path | str) -> Fixture:
     required += ["bias", "grad_bias"] if has_bias else []
     results = [name for name in RESULT_NAMES if name in required]
     allowed = {*required, *(f"error_scale_{name}" for name in results), "metadata"}
-    dtype = np.dtype(metadata["dtype"])
+    dtype = np.dtype(STORAGE.get(metadata["dtype"], metadata["dtype"]))
 
     def judge(name: str, shape: tuple[int, ...], given: np.dtype[Any]) -> None:
         if name not in allowed:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..formats import round_to
+
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -48,20 +50,34 @@ def seed_for(case_id: str, name: str) -> int:
     return zlib.crc32(f"{case_id}/{name}".encode())
 
 
-def draw(case_id: str, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+def draw(
+    case_id: str, name: str, shape: tuple[int, ...], dtype: str, format: str | None = None
+) -> npt.NDArray[Any]:
     """The array ``name`` of case ``case_id``: unit variance, rounded once to ``dtype``.
 
     Complex arrays have independent real and imaginary parts of variance 1/2
-    each, so that ``E|z|^2 = 1``.
+    each, so that ``E|z|^2 = 1``. ``bfloat16`` values are stored as float32
+    and ``complex32`` ones as complex64; ``format`` (an FP8 format) rounds
+    float32 values once more, into that format.
     """
-    dtype = np.dtype(dtype)
+    if dtype == "bfloat16":
+        return round_to(draw(case_id, name, shape, "float32"), "bfloat16")
+    if dtype == "complex32":
+        wide = draw(case_id, name, shape, "complex64")
+        result = np.empty(shape, dtype=np.complex64)
+        result.real = round_to(wide.real.copy(), "float16")
+        result.imag = round_to(wide.imag.copy(), "float16")
+        return result
+    if format is not None:
+        return round_to(draw(case_id, name, shape, dtype), format)
+    numpy_dtype = np.dtype(dtype)
     count = int(np.prod(shape))
     seed = seed_for(case_id, name)
-    if dtype.kind != "c":
-        return standard_values(seed, count).reshape(shape).astype(dtype)
+    if numpy_dtype.kind != "c":
+        return standard_values(seed, count).reshape(shape).astype(numpy_dtype)
     values = standard_values(seed, 2 * count) * 0.7071067811865476  # sqrt(1/2)
-    part = np.float32 if dtype == np.complex64 else np.float64
-    result = np.empty(shape, dtype=dtype)
+    part = np.float32 if numpy_dtype == np.complex64 else np.float64
+    result = np.empty(shape, dtype=numpy_dtype)
     result.real = values[:count].reshape(shape).astype(part)
     result.imag = values[count:].reshape(shape).astype(part)
     return result

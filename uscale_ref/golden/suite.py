@@ -6,7 +6,8 @@ argument that differs from the default, e.g. ``c128_g2_s2_d2_p1_k4``:
 =============  =================================================
 token          meaning
 =============  =================================================
-``f16`` ...    dtype: f16, f32, f64, c64, c128
+``f16`` ...    dtype: f16, f32, f64, c64, c128, bf16, c32
+``fp8``        float32 case whose inputs are FP8 values (E4M3, E5M2)
 ``k4``         kernel length K (always present)
 ``s2``         stride 2 (``st2`` when given as the tuple ``(2,)``)
 ``d2``         dilation 2 (``dt2`` for the tuple ``(2,)``)
@@ -33,8 +34,19 @@ DTYPE_TOKENS = {
     "float64": "f64",
     "complex64": "c64",
     "complex128": "c128",
+    "bfloat16": "bf16",
+    "complex32": "c32",
 }
+# Every geometry of a suite comes in these dtypes ...
+FULL_DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
+# ... and a few in these, stored as float32 / complex64 arrays holding
+# representable values (NumPy has neither dtype without extra packages).
+LOW_PRECISION_DTYPES = ("bfloat16", "complex32")
 DTYPES = tuple(DTYPE_TOKENS)
+STORAGE = {"bfloat16": "float32", "complex32": "complex64"}
+# The FP8 recipe of the unit scaling paper: E4M3 for activations and weights,
+# E5M2 for gradients, accumulated in float32.
+FP8_FORMATS = {"input": "float8_e4m3fn", "weight": "float8_e4m3fn", "grad_output": "float8_e5m2"}
 
 DEFAULT_SHAPE = {"N": 2, "C": 4, "O": 6, "L": 16}
 
@@ -56,7 +68,18 @@ class CaseSpec:
     bias: bool = True
     constraint: str | None = "to_output_scale"
     scale_power: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    fp8: bool = False  # float32 case whose inputs are FP8 values (FP8_FORMATS)
     suite: str = field(default="standard", compare=False)
+
+    @property
+    def storage_dtype(self) -> str:
+        """The NumPy dtype of the stored arrays (float32 for bfloat16, complex64 for complex32)."""
+        return STORAGE.get(self.dtype, self.dtype)
+
+    @property
+    def formats(self) -> dict[str, str]:
+        """The format each input array's values are representable in (FP8 cases only)."""
+        return dict(FP8_FORMATS) if self.fp8 else {}
 
     @property
     def conv_kwargs(self) -> dict[str, Any]:
@@ -81,7 +104,7 @@ class CaseSpec:
 
     @property
     def id(self) -> str:
-        tokens = [DTYPE_TOKENS[self.dtype]]
+        tokens = [DTYPE_TOKENS[self.dtype]] + (["fp8"] if self.fp8 else [])
         shape = {
             "N": self.batch_size,
             "C": self.in_channels,
@@ -209,6 +232,21 @@ _LARGE: list[dict[str, Any]] = [
     },
 ]
 
+# Low-precision cases of the standard suite: (dtype, fp8, geometry).
+_LOW_PRECISION: list[tuple[str, bool, dict[str, Any]]] = [
+    (dtype, fp8, geometry)
+    for dtype, fp8 in (("bfloat16", False), ("complex32", False), ("float32", True))
+    for geometry in (
+        {"kernel_size": 3},
+        {"kernel_size": 4, "padding": "same"},
+        {"kernel_size": 4, "groups": 2, "stride": 2, "dilation": 2, "padding": 1},
+        {"kernel_size": 3, "groups": 4, "out_channels": 4, "padding": 1},
+        {"kernel_size": 3, "batch_size": None, "stride": 2, "dilation": 2},
+        {"kernel_size": 7, "batch_size": 3, "in_channels": 8, "out_channels": 8,
+         "length": 40, "padding": 3, "groups": 2},
+    )
+]  # fmt: skip
+
 SUITES = {"standard": _GEOMETRIES, "large": _LARGE}
 
 
@@ -219,8 +257,13 @@ def suite_specs(suite: str = "standard") -> list[CaseSpec]:
     specs = [
         CaseSpec(dtype=dtype, suite=suite, **geometry)
         for geometry in SUITES[suite]
-        for dtype in DTYPES
+        for dtype in FULL_DTYPES
     ]
+    if suite == "standard":
+        specs += [
+            CaseSpec(dtype=dtype, fp8=fp8, suite=suite, **geometry)
+            for dtype, fp8, geometry in _LOW_PRECISION
+        ]
     ids = [spec.id for spec in specs]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:  # pragma: no cover - guards the table above
