@@ -8,6 +8,7 @@ their parametrized values, as pytest would.
 from __future__ import annotations
 
 import doctest
+import inspect
 import itertools
 import re
 from pathlib import Path
@@ -37,7 +38,23 @@ def test_doctests_in_page(page):
     assert result.failed == 0, f"{result.failed} doctest example(s) failed in {page.name}"
 
 
+def _golden_cases(function):
+    """For a test taking the plugin's ``golden_case``: a few cases its marker selects."""
+    from uscale_ref.testing.plugin import GoldenCase
+    from uscale_ref.testing.runner import NUMPY_DTYPES, _case_ids
+
+    marks = [m for m in getattr(function, "pytestmark", []) if m.name == "uscale_ref_golden"]
+    options = dict(marks[0].kwargs) if marks else {}
+    dtype = options.get("dtype", NUMPY_DTYPES)
+    ids = _case_ids(None, [dtype] if isinstance(dtype, str) else dtype, options.get("filter"))
+    return [GoldenCase(case_id, None) for case_id in ids[:4]]
+
+
 def _call_with_parameters(function):
+    if "golden_case" in inspect.signature(function).parameters:
+        for case in _golden_cases(function):
+            function(golden_case=case)
+        return 1
     marks = [m for m in getattr(function, "pytestmark", []) if m.name == "parametrize"]
     grids = []
     for mark in marks:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,8 +129,32 @@ def _golden_check(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     failed = sum(not report.passed for _, report in reports)
+    causes = _likely_causes(args, reports)
+    for case_id, cause in causes.items():
+        print(f"{case_id}: likely cause: {cause}")
+    known = {cause for cause in causes.values() if cause != "no single known mistake explains this"}
+    if len(causes) > 1 and len(known) == 1 and len(known) == len(set(causes.values())):
+        print(f"every failing case is explained by one mistake: {known.pop()}")
     print(f"check: {len(reports) - failed} passed, {failed} failed, {len(problems)} problem(s)")
     return 1 if failed or problems else 0
+
+
+def _likely_causes(args: argparse.Namespace, reports: list[Any]) -> dict[str, str]:
+    """case id -> the likely cause of its failing arrays."""
+    from . import golden
+    from .golden.compare import read_results
+    from .testing import diagnose
+
+    failing: dict[str, list[str]] = {}
+    for case_id, report in reports:
+        if not report.passed:
+            failing.setdefault(case_id, []).append(report.name)
+    causes = {}
+    for case_id, names in failing.items():
+        fixture = golden.load(case_id, args.golden)
+        results = read_results(Path(args.results) / f"{case_id}.npz", fixture)
+        causes[case_id] = diagnose(fixture, results, names, args.precision)
+    return causes
 
 
 def build_parser() -> argparse.ArgumentParser:
