@@ -153,3 +153,27 @@ def test_cuda_platform_refuses_a_machine_without_gpus(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
     with pytest.raises(ValueError, match="finds no GPU"):
         benchmark.cuda_platform()
+
+
+def test_each_side_runs_in_its_own_process():
+    """run_separate: worker processes per side and round, medians and the spread of rounds."""
+    shape = benchmark.SHAPES[0]
+    rows, rates = benchmark.run_separate(1, 2, [shape], with_torch=False)
+    row = rows[0]
+    low, high = row[("spread", "ours", "fwd+bwd")]
+    assert 0 < low <= row[("ours", "fwd+bwd")] <= high  # a median of all lies between rounds
+    assert rates and "round medians" in benchmark.report(rows, rates)
+
+
+def test_worker_prints_its_timings_as_json():
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "uscale_ref.tools.benchmark", "--worker", "ours",
+         "--shape-index", "0", "--repeats", "2"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    times = json.loads(done.stdout)
+    assert set(times) == {"fwd", "fwd+bwd"} and all(len(v) == 2 for v in times.values())

@@ -292,6 +292,78 @@ def run(
     return rows, rates
 
 
+def _worker(side: str, shape_index: int, repeats: int, device: str) -> dict[str, list[float]]:
+    """Time one side on one shape in this process (the parent started it for that alone)."""
+    target = PLATFORMS[device]()
+    shape = SHAPES[shape_index]
+    arrays = make_arrays(shape, np.random.default_rng(shape_index))
+    if side == "ours":
+        calls = ours(shape, arrays, target)
+    else:
+        torch, upstream = _load_torch()
+        if torch is None:
+            raise SystemExit("torch and unit-scaling are not installed")
+        calls = theirs(shape, arrays, torch, upstream, target.torch_device)
+    times: dict[str, list[float]] = {}
+    for what, call in calls.items():
+        # Warm up: a fresh process starts its thread pools and caches lazily.
+        start, count = time.perf_counter(), 0
+        while count < 5 or time.perf_counter() - start < 0.3:
+            call()
+            target.synchronize()
+            count += 1
+        times[what] = [_seconds(call, target.synchronize) for _ in range(repeats)]
+    return times
+
+
+def run_separate(
+    repeats: int,
+    rounds: int,
+    shapes: list[Shape],
+    with_torch: bool = True,
+    target: Platform | None = None,
+) -> tuple[list[dict[Any, Any]], list[float]]:
+    """Each side in its own process, alternated over ``rounds``: medians and their spread.
+
+    In one process the two libraries' thread pools (OpenBLAS, PyTorch's
+    OpenMP) compete for the same cores and slow each other, PyTorch most
+    (up to 2.5x measured here); a fresh process per side and round leaves
+    each alone with the machine. Sides alternate which goes first. A row
+    holds the median over all timed calls of a side and pass, and
+    ``("spread", side, pass)``: the lowest and highest of the per-round
+    medians.
+    """
+    import json
+    import subprocess
+    import sys
+
+    target = target or cpu_platform()
+    sides = ["ours"]
+    if with_torch and target.torch_usable and _load_torch()[0] is not None:
+        sides.append("torch")
+    rows, rates = [], []
+    for shape in shapes:
+        rates += matmul_gflops(max(1, min(3, repeats)), target)
+        index = SHAPES.index(shape)
+        samples: dict[tuple[str, str], list[float]] = {}
+        per_round: dict[tuple[str, str], list[float]] = {}
+        for number in range(rounds):
+            for side in sides if number % 2 == 0 else sides[::-1]:
+                command = [sys.executable, "-m", "uscale_ref.tools.benchmark", "--worker", side,
+                           "--shape-index", str(index), "--repeats", str(repeats),
+                           "--device", target.name]  # fmt: skip
+                done = subprocess.run(command, capture_output=True, text=True, check=True)
+                for what, values in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                    samples.setdefault((side, what), []).extend(values)
+                    per_round.setdefault((side, what), []).append(statistics.median(values))
+        row: dict[Any, Any] = {"shape": shape}
+        for key, values in samples.items():
+            row[key] = statistics.median(values)
+            row[("spread", key[0], key[1])] = (min(per_round[key]), max(per_round[key]))
+        rows.append(row)
+    return rows, rates
+
+
 def _geometric_mean(values: list[float]) -> float:
     return math.exp(statistics.mean(math.log(v) for v in values))
 
@@ -309,9 +381,12 @@ def report(
     target = target or cpu_platform()
     peak = statistics.median(rates)
     have_torch = ("torch", "fwd") in rows[0]
+    spread = ("spread", "ours", "fwd") in rows[0]
     header = ["N,C,L,O,K,s,p,d,g,dtype", "fwd ms", "fwd+bwd ms"]
     if have_torch:
         header += ["torch fwd ms", "torch fwd+bwd ms", "fwd ratio", "fwd+bwd ratio"]
+    if spread:
+        header += ["round medians fwd+bwd (ours; torch) ms"]
     header += ["GFLOP/s", "% of matmul"]
     lines = []
     ratios: list[tuple[Shape, float, float]] = []
@@ -328,6 +403,12 @@ def report(
                 f"{t_f / u_f:.2f}",
                 f"{t_fb / u_fb:.2f}",
             ]
+        if spread:
+            text = "{:.2f}-{:.2f}".format(*(1e3 * v for v in row[("spread", "ours", "fwd+bwd")]))
+            if have_torch:
+                low, high = row[("spread", "torch", "fwd+bwd")]
+                text += f"; {1e3 * low:.2f}-{1e3 * high:.2f}"
+            cells.append(text)
         gflops = 3 * shape.forward_flops() / t_fb / 1e9
         cells += [f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%"]
         lines.append(cells)
@@ -403,6 +484,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="cpu",
         help="cpu: NumPy against torch CPU (default); cuda: CuPy against torch CUDA",
     )
+    parser.add_argument(
+        "--rounds", type=_positive, default=3,
+        help="processes per side and shape, alternating which side goes first (default 3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--same-process", action="store_true",
+        help="time both sides in this one process (the old method: their thread pools compete)",
+    )  # fmt: skip
 
 
 def run_from_arguments(args: argparse.Namespace) -> int:
@@ -415,7 +504,13 @@ def run_from_arguments(args: argparse.Namespace) -> int:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     target = PLATFORMS[args.device]()
     print(describe_machine(target))
-    rows, rates = run(args.repeats, shapes, with_torch=not args.no_torch, target=target)
+    if args.same_process:
+        rows, rates = run(args.repeats, shapes, with_torch=not args.no_torch, target=target)
+    else:
+        print(f"each side in its own process, {args.rounds} alternating rounds per shape")
+        rows, rates = run_separate(
+            args.repeats, args.rounds, shapes, with_torch=not args.no_torch, target=target
+        )
     print(report(rows, rates, args.markdown, target))
     return 0
 
@@ -423,4 +518,17 @@ def run_from_arguments(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run_from_arguments(parser.parse_args(argv))
+    parser.add_argument("--worker", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--shape-index", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        import json
+
+        times = _worker(args.worker, args.shape_index, args.repeats, args.device)
+        print(json.dumps(times))
+        return 0
+    return run_from_arguments(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
