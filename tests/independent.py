@@ -67,6 +67,8 @@ class Kernel:
         w, b = self._wide(weight), self._wide(bias)
         if self.mistake == "flipped kernel":
             w = w[..., ::-1]
+        if self.mistake == "forward conjugate":
+            w = np.conj(w)
         s, left, right, d = self._setup(x, w, stride, padding, dilation)
         x_pad = np.pad(x, ((0, 0), (0, 0), (left, right)))
         out, c_g, k = w.shape
@@ -83,6 +85,8 @@ class Kernel:
                     "oc,ncl->nol", w[g * o_g : (g + 1) * o_g, :, tap], taps
                 )
         scale = _scales(input, weight, s, groups, length, constraint, scale_power)[0]
+        if self.mistake == "output scale twice":
+            scale = scale * scale
         if self.mistake == "constraint":
             scale = _scales(input, weight, s, groups, length, "gmean", scale_power)[0]
         if b is not None:
@@ -136,4 +140,6 @@ class Kernel:
         grad_b = (
             None if bias is None else (delta.sum(axis=(0, 2)) * grad_weight_scale).astype(dtype)
         )
+        if self.mistake == "grad_weight scale missing":
+            grad_weight_scale = 1.0
         return grad_x, (grad_w * grad_weight_scale).astype(dtype), grad_b

@@ -30,6 +30,9 @@ MISTAKES = [
     ("group order", "f64_g2_k3", "groups' channel order"),
     ("shift", "f64_k3", "the output shifted by one position"),
     ("swap", "f64_s3_d2_p2_k4", "stride and dilation roles not swapped in wgrad"),
+    ("forward conjugate", "c128_k3", "an extra complex conjugate in the forward pass"),
+    ("grad_weight scale missing", "f64_k3", "the grad_weight scale missing"),
+    ("output scale twice", "f64_p2_k5", "the output scale applied twice"),
 ]
 
 
@@ -130,3 +133,15 @@ def test_strategies_draw_valid_problems():
         golden.assert_matches(case, output=y)
 
     check()
+
+
+def test_jax_kernel_example_from_the_docs():
+    """The JAX example of docs/testing-your-kernel.md (CI runs the JAX tests by this name)."""
+    pytest.importorskip("jax")
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "testing-your-kernel.md").read_text()
+    block = next(b for b in page.split("```python")[1:] if "def test_jax_kernel" in b)
+    namespace: dict = {}
+    exec(compile(block.split("```")[0], "testing-your-kernel.md", "exec"), namespace)
+    namespace["test_jax_kernel"]()
