@@ -61,6 +61,16 @@ def _zip(members, compression=zipfile.ZIP_STORED):
     return buffer.getvalue()
 
 
+def _with_peak(function, *args):
+    """``function(*args)`` and the peak of memory traced while it ran."""
+    tracemalloc.start()
+    try:
+        result = function(*args)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _check(tmp_path, suite, data, name=CASE):
     folder, _, _ = suite
     return golden.check_directory(_results(tmp_path, data, name), folder)
@@ -89,12 +99,7 @@ def test_crc_corruption_is_a_problem(tmp_path, suite):
 
 def test_a_huge_declared_shape_is_refused_from_its_header(tmp_path, suite):
     data = _zip({"output.npy": _npy(header_shape=(2**40,), payload=b"")})
-    tracemalloc.start()
-    try:
-        _, problems = _check(tmp_path, suite, data)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (_, problems), peak = _with_peak(_check, tmp_path, suite, data)
     assert "has shape (1099511627776,)" in problems[0]
     assert peak < 2**24
 
@@ -106,12 +111,7 @@ def test_a_deflate_bomb_is_never_inflated_past_the_expected_size(tmp_path, suite
     bomb = _npy(expected, payload=expected.tobytes() + bytes(2**26))
     data = _zip({"output.npy": bomb}, compression=zipfile.ZIP_DEFLATED)
     assert len(data) < 2**20
-    tracemalloc.start()
-    try:
-        _, problems = _check(tmp_path, suite, data)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    (_, problems), peak = _with_peak(_check, tmp_path, suite, data)
     assert "data bytes, its header says" in problems[0]
     assert peak < 2**24
 

@@ -61,6 +61,15 @@ class ArrayReport:
     def passed(self) -> bool:
         return self.max_units <= self.allowed_units
 
+    def describe(self, case_id: str) -> str:
+        """One line: the case, the worst element, its value and expected value, the error."""
+        where = ", ".join(map(str, self.worst_index))
+        return (
+            f"{case_id}: {self.name}[{where}] = {self.actual_at_worst!r}, expected "
+            f"{self.expected_at_worst!r} (|error| {self.max_abs_error:.3g} is "
+            f"{self.max_units:.3g} units of rounding, allowed {self.allowed_units:g})"
+        )
+
 
 def compare_array(
     fixture: Fixture, name: str, actual: npt.ArrayLike, precision: str = "exact"
@@ -139,14 +148,7 @@ def assert_matches(case: Fixture | str, precision: str = "exact", **results: Any
         raise TypeError("assert_matches needs at least one result array")
     failures = [report for report in compare(fixture, precision, **results) if not report.passed]
     if failures:
-        lines = [
-            f"{fixture.id}: {r.name}[{', '.join(map(str, r.worst_index))}] = "
-            f"{r.actual_at_worst!r}, expected {r.expected_at_worst!r} "
-            f"(|error| {r.max_abs_error:.3g} is {r.max_units:.3g} units of rounding, "
-            f"allowed {r.allowed_units:g})"
-            for r in failures
-        ]
-        raise AssertionError("\n".join(lines))
+        raise AssertionError("\n".join(r.describe(fixture.id) for r in failures))
 
 
 def check_directory(

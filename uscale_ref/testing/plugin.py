@@ -58,12 +58,7 @@ class GoldenCase:
         given = {k: to_numpy(v) for k, v in results.items() if v is not None}
         failing = [r for r in golden.compare(self.fixture, precision, **given) if not r.passed]
         if failing:
-            lines = [
-                f"{self.id}: {r.name}[{', '.join(map(str, r.worst_index))}] = "
-                f"{r.actual_at_worst!r}, expected {r.expected_at_worst!r} "
-                f"({r.max_units:.3g} units of rounding, allowed {r.allowed_units:g})"
-                for r in failing
-            ]
+            lines = [r.describe(self.id) for r in failing]
             cause = diagnose(self.fixture, given, [r.name for r in failing], precision)
             raise AssertionError("\n".join([*lines, f"likely cause: {cause}"]))
 

@@ -105,12 +105,7 @@ def _check(
     failing = [r for r in reports if not r.passed]
     if not failing:
         return None
-    lines = [
-        f"{case.id}: {r.name}[{', '.join(map(str, r.worst_index))}] = {r.actual_at_worst!r}, "
-        f"expected {r.expected_at_worst!r} ({r.max_units:.3g} units of rounding, "
-        f"allowed {r.allowed_units:g})"
-        for r in failing
-    ]
+    lines = [r.describe(case.id) for r in failing]
     cause = diagnose(case, results, [r.name for r in failing], precision)
     report.causes.append(cause)
     lines.append(f"  likely cause: {cause}")
