@@ -16,10 +16,9 @@ import numpy as np
 
 from . import config
 from .functional import conv1d, conv1d_backward
+from .golden.suite import DTYPES as GOLDEN_DTYPES
+from .golden.suite import FULL_DTYPES
 from .scales import conv1d_scales
-
-DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
-GOLDEN_DTYPES = (*DTYPES, "bfloat16", "complex32")
 
 
 def _integer(least: int) -> Callable[[str], int]:
@@ -185,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--dtype",
         default="float32",
-        choices=["float16", "float32", "float64", "complex64", "complex128"],
+        choices=list(FULL_DTYPES),
     )
     demo.add_argument("--seed", type=natural, default=0)
     demo.set_defaults(handler=_demo)

@@ -32,21 +32,21 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import __version__
+from ..formats import FORMATS
 from ..geometry import conv1d_geometry
 from ..scales import scales_for_geometry
 from . import exact
 from .errors import GoldenFileError
 from .inputs import draw, seed_for
 from .npz import read_npz
-from .suite import CaseSpec
+from .suite import DTYPES, STORAGE, CaseSpec
 
 FORMAT_VERSION = 1
 INPUT_NAMES = ("input", "weight", "bias", "grad_output")
 RESULT_NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-DTYPES = ("float16", "float32", "float64", "complex64", "complex128", "bfloat16", "complex32")
-STORAGE = {"bfloat16": "float32", "complex32": "complex64"}
-_UNIT_ROUNDOFF = {"bfloat16": 2.0**-8, "complex32": 2.0**-11}
+# Dtypes without a NumPy dtype of their own: the format their values lie in.
+_FORMAT_OF = {"bfloat16": "bfloat16", "complex32": "float16"}
 # The most a fixture's arrays may take when read; the large suite's biggest
 # case holds a few MiB.
 MAX_FIXTURE_BYTES = 2**30
@@ -55,8 +55,8 @@ MAX_METADATA_BYTES = 2**20
 
 def unit_roundoff(dtype: str) -> float:
     """Half the machine epsilon of the dtype (of its real part for complex)."""
-    if dtype in _UNIT_ROUNDOFF:
-        return _UNIT_ROUNDOFF[dtype]
+    if dtype in _FORMAT_OF:
+        return FORMATS[_FORMAT_OF[dtype]].unit_roundoff
     return float(np.finfo(np.dtype(dtype)).eps) / 2
 
 

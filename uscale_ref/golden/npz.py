@@ -30,9 +30,8 @@ import numpy.typing as npt
 
 from .errors import GoldenFileError
 
-__all__ = ["Header", "read_npz"]
+__all__ = ["read_npz"]
 
-Header = tuple[tuple[int, ...], np.dtype[Any]]
 # Judge a member's header before its data is read; raise GoldenFileError to refuse it.
 Judge = Callable[[str, tuple[int, ...], np.dtype[Any]], None]
 

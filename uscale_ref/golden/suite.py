@@ -39,10 +39,9 @@ DTYPE_TOKENS = {
 }
 # Every geometry of a suite comes in these dtypes ...
 FULL_DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
-# ... and a few in these, stored as float32 / complex64 arrays holding
-# representable values (NumPy has neither dtype without extra packages).
-LOW_PRECISION_DTYPES = ("bfloat16", "complex32")
 DTYPES = tuple(DTYPE_TOKENS)
+# ... and a few in bfloat16 and complex32, stored as float32 / complex64 arrays
+# holding representable values (NumPy has neither dtype without extra packages).
 STORAGE = {"bfloat16": "float32", "complex32": "complex64"}
 # The FP8 recipe of the unit scaling paper: E4M3 for activations and weights,
 # E5M2 for gradients, accumulated in float32.

@@ -12,11 +12,12 @@ import numpy as np
 from .. import golden
 from ..golden import Fixture
 from ..golden.fixture import build
+from ..golden.suite import FULL_DTYPES
 from .diagnosis import NO_CAUSE, diagnose
 
 __all__ = ["ConformanceReport", "assert_conv1d", "to_numpy"]
 
-NUMPY_DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
+NUMPY_DTYPES = FULL_DTYPES  # the dtypes NumPy has: every golden geometry comes in them
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -27,7 +28,9 @@ def to_numpy(value: Any) -> np.ndarray:
         if name == "torch.bfloat16":
             value = value.float()
         elif name == "torch.complex32":
-            value = value.to(__import__("torch").complex64)
+            import torch
+
+            value = value.to(torch.complex64)
         value = value.resolve_conj().cpu()
         return np.asarray(value.numpy())
     if hasattr(value, "get") and type(value).__module__.startswith("cupy"):
