@@ -132,9 +132,7 @@ def round_to(
     wide = array.astype(np.float64)
     finite = np.isfinite(wide)
     safe = np.where(finite, wide, 0.0)
-    _, exponent = np.frexp(safe)  # safe = f * 2**exponent, 0.5 <= |f| < 1
-    smallest_exponent = int(np.log2(spec.smallest_normal))
-    quantum = np.ldexp(1.0, np.maximum(exponent - 1, smallest_exponent) - spec.mantissa_bits)
+    quantum = spacing(safe, format)
     ratio = safe / quantum
     steps = np.round(ratio) if rounding == "nearest" else np.trunc(ratio)
     rounded = np.copysign(steps * quantum, safe)  # keeps the sign of zeros
