@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import uscale_ref
+from uscale_ref import formats
 
 HERE = Path(__file__).resolve().parent
 
@@ -234,31 +235,25 @@ def wgrad_figure() -> None:
     plt.close(fig)
 
 
-FORMATS = {  # exponent bits, mantissa bits, largest finite value
-    "float32": (8, 23, float(np.finfo(np.float32).max)),
-    "bfloat16": (8, 7, (2 - 2**-7) * 2.0**127),
-    "float16": (5, 10, 65504.0),
-    "float8_e5m2": (5, 2, 57344.0),
-    "float8_e4m3fn": (4, 3, 448.0),
-}
-
-
-def format_limits(exponent_bits: int, mantissa_bits: int) -> tuple[float, float]:
-    """Smallest subnormal and smallest normal of an IEEE-style binary format."""
-    bias = 2 ** (exponent_bits - 1) - 1
-    return 2.0 ** (1 - bias - mantissa_bits), 2.0 ** (1 - bias)
+# The figure's rows: float32 and the formats of uscale_ref.formats (not TF32,
+# whose range is float32's).
+FIGURE_FORMATS = {
+    "float32": formats.Format("float32", 8, 23, float(np.finfo(np.float32).max)),
+    **{name: formats.FORMATS[name] for name in
+       ("bfloat16", "float16", "float8_e5m2", "float8_e4m3fn")},
+}  # fmt: skip
 
 
 def formats_figure() -> None:
     """The ranges of the low-precision formats against the spread of a tensor."""
     fig, axis = plt.subplots(figsize=(10, 3.4))
-    for row, (e_bits, m_bits, largest) in enumerate(FORMATS.values()):
-        subnormal, normal = format_limits(e_bits, m_bits)
+    for row, spec in enumerate(FIGURE_FORMATS.values()):
+        subnormal, normal, largest = spec.smallest_subnormal, spec.smallest_normal, spec.largest
         axis.barh(row, np.log2(normal) - np.log2(subnormal), left=np.log2(subnormal),
                   color="#c6dbef", height=0.6)  # fmt: skip
         axis.barh(row, np.log2(largest) - np.log2(normal), left=np.log2(normal),
                   color="#2171b5", height=0.6)  # fmt: skip
-    axis.set_yticks(range(len(FORMATS)), list(FORMATS))
+    axis.set_yticks(range(len(FIGURE_FORMATS)), list(FIGURE_FORMATS))
     for sigma, label, color in ((1.0, "unit-scaled tensor", "tab:green"),
                                 (2.0**-14, "a gradient of std 2^-14", "tab:red")):  # fmt: skip
         # 0.1 % to 99.9 % of |x| for x ~ N(0, sigma^2)
@@ -266,7 +261,7 @@ def formats_figure() -> None:
         axis.axvspan(low, high, color=color, alpha=0.18)
         axis.text((low + high) / 2, -0.85, label, ha="center", fontsize=8, color=color)
     axis.set_xlim(-40, 40)
-    axis.set_ylim(-1.1, len(FORMATS) - 0.5)
+    axis.set_ylim(-1.1, len(FIGURE_FORMATS) - 0.5)
     axis.set_xlabel(
         "log2 |value|   (light: subnormal, dark: normal range; float32 and bfloat16 run on "
         "to 2^-149 / 2^-133 and 2^128)"
