@@ -174,9 +174,46 @@ def test_long_depthwise_kernels_plan_band_matrices(case_id):
     geometry = conv1d_geometry(x.shape, w.shape, **cases.conv_kwargs(case))
     for op in ("forward", "input_grad"):
         assert kernels.plan_for(op, np, geometry, np.float32).path == "banded"
-    plan = kernels.plan_for("forward", np, geometry, np.float32)
     x = x if x.ndim == 3 else x[None]
-    assert kernels.banded.correlate_banded(np, x, w[:, 0, :], 0, 4, 1, plan, np.float32) is not None
+    bands = kernels.banded.bands_for(np, w[:, 0, :], 1, 0)
+    assert bands is not None and bands.correlate(x, 0, 4, np.float32) is not None
+
+
+def test_band_products_leave_blocks_that_are_not_finite_to_the_direct_sums():
+    """A NaN or inf in a block's data, or in a tap, and the bands compute nothing for it."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 100))
+    taps = rng.standard_normal((3, 5))
+    bands = kernels.banded.bands_for(np, taps, 1, 0)
+    assert bands.correlate(x, 0, 40, np.float64) is not None
+    x[1, 2, 70] = np.inf
+    assert bands.correlate(x, 0, 40, np.float64) is not None  # reads x[..., :56] only
+    assert bands.correlate(x, 48, 96, np.float64) is None
+    taps[0, 3] = np.nan
+    assert kernels.banded.bands_for(np, taps, 1, 0) is None
+
+
+@pytest.mark.parametrize("op", ["forward", "input_grad"])
+def test_band_blocks_with_an_inf_keep_it_where_the_definition_puts_it(op):
+    """Many band blocks, one inf: its block sums directly, every other block uses bands."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 3000))
+    w = rng.standard_normal((6, 1, 7))
+    g = rng.standard_normal((2, 6, 3000))
+    (x if op == "forward" else g)[1, 4, 1500] = np.inf
+    geometry = conv1d_geometry(x.shape, w.shape, padding=3, groups=6)
+    plan = kernels.make_plan(op, geometry, 8, 64 * 2**10)
+    assert plan.path == "banded" and plan.block_length < 3000
+    if op == "forward":
+        ours = kernels.forward(np, x, w, geometry, plan)
+        expected = textbook.forward_sum(x, w, geometry)
+    else:
+        ours = kernels.input_grad(np, g, w, geometry, plan)
+        expected = textbook.input_grad(g, w, geometry)
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(expected))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(ours[finite], expected[finite], rtol=1e-12, atol=1e-12)
 
 
 def test_plans_are_checked():

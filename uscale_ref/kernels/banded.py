@@ -17,8 +17,10 @@ so one batched matrix product per block does the work, from the cache. It
 multiplies ``(T + D) / K`` times more numbers than the definition, the
 extra ones by the band's zeros; with finite data those add exact zeros and
 the result is the same sum. A non-finite ``z`` would spread (``0 * inf`` is
-NaN) to its whole tile, so data that is not all finite takes the direct
-path instead (one check over the data per call).
+NaN) to its whole tile, so each block checks its own stretch of ``z`` (in
+cache, just before its product) and a block that holds an inf or NaN is
+left to the caller's direct sums; a tap that is not finite sends every
+block there.
 
 When it is used (depthwise, stride 1, ``K >= 5``, a span of at most 64) is
 decided by :mod:`uscale_ref.kernels.plan`, with the measurements behind it.
@@ -26,22 +28,13 @@ decided by :mod:`uscale_ref.kernels.plan`, with the measurements behind it.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from .._backend import Array, Namespace, device_of
-from .blocks import map_blocks, window
-from .plan import Plan
+from .blocks import window
+from .plan import tile_length
 
-__all__ = ["band_matrices", "banded_correlate", "correlate_banded", "tile_length"]
-
-
-def tile_length(span: int) -> int:
-    """Outputs per tile: 16, or the next power of two at least ``span``."""
-    tile = 16
-    while tile < span:
-        tile *= 2
-    return tile
+__all__ = ["Bands", "band_matrices", "banded_correlate", "bands_for"]
 
 
 def band_matrices(xp: Namespace, taps: Array, tile: int, dilation: int) -> Array:
@@ -83,42 +76,44 @@ def banded_correlate(
     return xp.reshape(product, (batch, channels, count * tile))[..., :length]
 
 
-def correlate_banded(
-    xp: Namespace,
-    z: Array,
-    taps: Array,
-    first: int,
-    length: int,
-    dilation: int,
-    plan: Plan,
-    work_dtype: Any,
-) -> Array | None:
-    """``y[n, c, l] = sum_k taps[c, k] z[n, c, first + l + k d]`` for ``l < length``, by bands.
+class Bands:
+    """One depthwise correlation's band matrices, applied block by block.
 
-    Zeros stand in for ``z`` outside its range. Returns ``None``, computing
-    nothing, unless ``z`` and ``taps`` are all finite: the band's zeros would
-    turn an inf or NaN into NaNs across its tile, so the caller takes a
-    direct path instead. Blocks hold whole tiles.
+    ``y[n, c, l] = sum_k taps[c, k] z[n, c, first + l + k d]``, with zeros
+    standing in for ``z`` outside its range; :meth:`correlate` computes the
+    outputs ``[l0, l1)`` of a batch chunk of ``z``.
 
     Why it equals the textbook: within a tile, column ``j`` of the band
     holds tap ``k`` at row ``j + k d`` and zeros elsewhere, so the product
     with the tile's window is the correlation's sum plus products with
     zeros, which add exact zeros when everything is finite.
     """
-    if not (bool(xp.all(xp.isfinite(taps))) and bool(xp.all(xp.isfinite(z)))):
-        return None
-    span = dilation * (taps.shape[-1] - 1)
-    tile = tile_length(span)
-    reach = -(-span // tile)
-    bands = band_matrices(xp, taps, tile, dilation)
-    if plan.block_length < length:
-        plan = replace(plan, block_length=max(tile, plan.block_length // tile * tile))
 
-    def block(n0: int, n1: int, l0: int, l1: int) -> Array:
-        count = -(-(l1 - l0) // tile)
-        segment = window(xp, z[n0:n1, ...], first + l0, (count + reach) * tile)
+    def __init__(self, xp: Namespace, taps: Array, dilation: int, first: int) -> None:
+        self.xp, self.first = xp, first
+        self.span = dilation * (taps.shape[-1] - 1)
+        self.tile = tile_length(self.span)
+        self.reach = -(-self.span // self.tile)  # how many following tiles a window reaches into
+        self.matrices = band_matrices(xp, taps, self.tile, dilation)
+
+    def correlate(self, z: Array, l0: int, l1: int, work_dtype: Any) -> Array | None:
+        """Outputs ``[l0, l1)`` for every batch item of ``z``; ``None`` if its data is not finite.
+
+        ``None`` computes nothing: the caller sums that block directly, so
+        an inf or NaN reaches only the outputs the definition gives it.
+        """
+        xp = self.xp
+        count = -(-(l1 - l0) // self.tile)
+        segment = window(xp, z, self.first + l0, (count + self.reach) * self.tile)
+        if not bool(xp.all(xp.isfinite(segment))):
+            return None
         if segment.dtype != work_dtype:
             segment = xp.astype(segment, work_dtype)
-        return banded_correlate(xp, segment, bands, tile, span, l1 - l0)
+        return banded_correlate(xp, segment, self.matrices, self.tile, self.span, l1 - l0)
 
-    return map_blocks(xp, plan, block, z.shape[0], 0, length)
+
+def bands_for(xp: Namespace, taps: Array, dilation: int, first: int) -> Bands | None:
+    """:class:`Bands` for ``taps`` (``(C, K)``), or ``None`` when a tap is not finite."""
+    if not bool(xp.all(xp.isfinite(taps))):
+        return None
+    return Bands(xp, taps, dilation, first)

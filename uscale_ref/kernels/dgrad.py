@@ -16,8 +16,6 @@ reaches are zero, and the phases interleave into the result.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .._backend import Array, Namespace, conj_if_complex, device_of, is_writeable
 from ..geometry import Conv1dGeometry
 from . import banded
@@ -76,18 +74,14 @@ def input_grad(
     groups, out_channels, fan_in = geometry.groups, geometry.out_channels, geometry.fan_in
     out_per_group, stride = out_channels // groups, geometry.stride
     batch, length = geometry.batch_size, geometry.in_length
+    bands = None
     if plan.path == "banded":
         # Stride 1: tap k reaches t from delta[t + p_l - k d]; reversed, the
         # taps read delta[t + p_l - D + k d] with D = d (K - 1). The zeros
-        # beyond delta's ends meet only finite taps here (or it returns None).
-        result = banded.correlate_banded(
-            xp, delta, conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1)),
-            geometry.pad_left - geometry.dilation * (geometry.kernel_size - 1),
-            length, geometry.dilation, plan, delta.dtype,
-        )  # fmt: skip
-        if result is not None:
-            return result * scale if scale != 1.0 else result
-        plan = replace(plan, path="broadcast")
+        # beyond delta's ends meet only finite taps here (or it is None).
+        span = geometry.dilation * (geometry.kernel_size - 1)
+        taps = conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1))
+        bands = banded.bands_for(xp, taps, geometry.dilation, geometry.pad_left - span)
 
     # (G, C_g, O_g, K): each group's matrix transposed and conjugated.
     weight_t = conj_if_complex(
@@ -100,7 +94,7 @@ def input_grad(
     finite = not plan.exact_edges and bool(xp.all(xp.isfinite(weight)))
     shape = (batch, geometry.in_channels, length)
     phases = {
-        r: _Phase(xp, delta, weight_t, taps, geometry, plan, scale, finite)
+        r: _Phase(xp, delta, weight_t, taps, geometry, plan, scale, finite, bands)
         for r, taps in _phases(geometry).items()
     }
     if stride == 1:
@@ -209,8 +203,10 @@ class _Phase:
         plan: Plan,
         scale: float,
         finite: bool,
+        bands: banded.Bands | None = None,
     ) -> None:
         groups = geometry.groups
+        self.bands = bands  # stride 1 only: the single phase as band products
         self.xp, self.delta, self.geometry, self.plan, self.scale = xp, delta, geometry, plan, scale
         self.matrices = [weight_t[..., k] for k, _ in taps]  # (G, C_g, O_g) each
         self.shifts = [q for _, q in taps]
@@ -236,7 +232,12 @@ class _Phase:
         xp, geometry = self.xp, self.geometry
         groups, out_length = geometry.groups, geometry.out_length
         out_per_group = geometry.out_channels // groups
-        broadcast = self.plan.path == "broadcast"
+        broadcast = self.plan.path in ("broadcast", "banded")
+        if self.bands is not None:  # positions t = m - p_l; None: data not finite, sum directly
+            t0, rows = m0 - geometry.pad_left, self.delta[n0:n1, ...]
+            result = self.bands.correlate(rows, t0, t0 + m1 - m0, self.delta.dtype)
+            if result is not None:
+                return result * self.scale if self.scale != 1.0 else result
         rows = xp.reshape(self.delta[n0:n1, ...], (n1 - n0, groups, out_per_group, out_length))
         if self.finite or (self.interior[0] <= m0 and m1 <= self.interior[1]):
             # Zero-extended windows: past delta's ends they meet only finite taps.

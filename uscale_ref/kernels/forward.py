@@ -6,8 +6,6 @@ bias and the scale of :func:`uscale_ref.textbook.conv1d`).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .._backend import Array, Namespace, compute_dtype
 from ..geometry import Conv1dGeometry
 from . import banded
@@ -39,8 +37,10 @@ def forward(
     :func:`~uscale_ref.kernels.taps.input_taps` cuts (zeros in the padding,
     multiplied like the textbook's); per tap the channel sum is the same
     sum, done as a matrix product (``per_tap``), as ``C_g`` element-wise
-    products (``broadcast``) or with all taps side by side in one product
-    (``stacked``). Blocks only split the independent output positions.
+    products (``broadcast``), with all taps side by side in one product
+    (``stacked``) or, for depthwise blocks whose data is finite, as band
+    matrix products (``banded``, :mod:`~uscale_ref.kernels.banded`). Blocks
+    only split the independent output positions.
     """
     groups, out_channels = geometry.groups, geometry.out_channels
     out_per_group, fan_in, kernel_size = (
@@ -49,34 +49,28 @@ def forward(
         geometry.kernel_size,
     )
     work_dtype = compute_dtype(xp, x.dtype)
-    if plan.path == "banded":
-        result = banded.correlate_banded(
-            xp, x, weight[:, 0, :], -geometry.pad_left, geometry.out_length,
-            geometry.dilation, plan, work_dtype,
-        )  # fmt: skip
-        if result is not None:
-            if bias is not None:
-                result += xp.reshape(bias, (out_channels, 1))
-            if scale != 1.0:
-                result *= scale
-            return result
-        plan = replace(plan, path="broadcast")  # data that is not all finite: the direct sums
+    bands = None
+    if plan.path == "banded":  # None when a tap is not finite: then every block sums directly
+        bands = banded.bands_for(xp, weight[:, 0, :], geometry.dilation, -geometry.pad_left)
 
     weight_g = xp.reshape(weight, (groups, out_per_group, fan_in, kernel_size))
     taps_w = [weight_g[..., k] for k in range(kernel_size)]  # (G, O_g, C_g) each
     stacked = None
     if plan.path == "stacked":
         stacked = xp.reshape(weight_g, (groups, out_per_group, fan_in * kernel_size))
-    bias_g = None if bias is None else xp.reshape(bias, (groups, out_per_group, 1))
-    broadcast = plan.path == "broadcast"
+    bias_o = None if bias is None else xp.reshape(bias, (out_channels, 1))
+    broadcast = plan.path in ("broadcast", "banded")
 
     def block(n0: int, n1: int, l0: int, l1: int) -> Array:
-        taps = input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
-        result = sum_over_taps(xp, taps_w, taps, stacked, broadcast)
-        if bias_g is not None:
-            result += bias_g
+        result = None if bands is None else bands.correlate(x[n0:n1, ...], l0, l1, work_dtype)
+        if result is None:
+            taps = input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
+            result = sum_over_taps(xp, taps_w, taps, stacked, broadcast)
+            result = xp.reshape(result, (n1 - n0, out_channels, l1 - l0))
+        if bias_o is not None:
+            result += bias_o
         if scale != 1.0:
             result *= scale
-        return xp.reshape(result, (n1 - n0, out_channels, l1 - l0))
+        return result
 
     return map_blocks(xp, plan, block, geometry.batch_size, 0, geometry.out_length)

@@ -23,7 +23,8 @@ The paths, all computing the same sums (see :mod:`uscale_ref.textbook`):
     stacked measured 1.6-1.9x slower, so it stacks strided taps only).
 ``banded``
     depthwise layers at stride 1 with ``K >= BAND_MIN_KERNEL``: band-matrix
-    products per tile (:mod:`uscale_ref.kernels.banded`), finite data only.
+    products per tile (:mod:`uscale_ref.kernels.banded`) for the blocks
+    whose data is finite (the others sum element-wise).
 
 The memory model: each path keeps, per batch item and per position of a
 block, the few arrays listed in :func:`bytes_per_position`. Blocks are as
@@ -52,6 +53,7 @@ __all__ = [
     "Plan",
     "bytes_per_position",
     "make_plan",
+    "tile_length",
     "valid_paths",
 ]
 
@@ -76,6 +78,18 @@ BAND_MIN_KERNEL = 5
 # A band matrix is (T + D) x T per channel with T >= D: a long span (large
 # dilation) would make it, and the zeros it multiplies, grow without bound.
 BAND_MAX_SPAN = 64
+
+
+def tile_length(span: int) -> int:
+    """Outputs per band-matrix tile: 16, or the next power of two at least ``span``.
+
+    A tile of ``T`` outputs reads ``T + span`` inputs, so ``T >= span``
+    keeps the band's wasted products (zeros) to at most twice the tile.
+    """
+    tile = 16
+    while tile < span:
+        tile *= 2
+    return tile
 
 
 @dataclass(frozen=True)
@@ -242,4 +256,7 @@ def make_plan(
         if path == "stacked":
             cached = max(cached, min(total, MIN_COLUMN_WIDTH))
         length = min(length, cached)
+    if path == "banded" and length < total:  # blocks of whole tiles
+        tile = tile_length(geometry.dilation * (geometry.kernel_size - 1))
+        length = max(tile, length // tile * tile)
     return Plan(op, path, batch, length, cache_blocked, exact_edges=not eager)
