@@ -66,6 +66,9 @@ CASES = {
         "groups": 3,
     },
     "unbatched_grouped_same": {"N": None, "C": 4, "O": 8, "K": 2, "groups": 2, "padding": "same"},
+    # stride = K d: the taps of consecutive outputs tile the input ("patchify").
+    "stride_equals_kernel": {"L": 14, "K": 3, "stride": 3, "padding": 2},
+    "stride_equals_span": {"L": 17, "K": 2, "dilation": 2, "stride": 4, "padding": 1, "groups": 2},
 }
 
 DTYPES = ["float16", "float32", "float64", "complex64", "complex128"]

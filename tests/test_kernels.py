@@ -216,6 +216,23 @@ def test_band_blocks_with_an_inf_keep_it_where_the_definition_puts_it(op):
     np.testing.assert_allclose(ours[finite], expected[finite], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case_id", ["stride_equals_kernel", "stride_equals_span", "everything"])
+@pytest.mark.parametrize("dtype", ["float16", "complex64"])
+def test_stacked_taps_are_the_taps_side_by_side(case_id, dtype):
+    """Built from the tiled input view (stride = K d) or stacked, the same columns, bit for bit."""
+    x, w, _, _ = cases.make_inputs(case_id, dtype)
+    x = x if x.ndim == 3 else x[None]
+    geometry = conv1d_geometry(x.shape, w.shape, **cases.conv_kwargs(cases.spec(case_id)))
+    work = np.complex64 if dtype == "complex64" else np.float32
+    for first, width in [(0, geometry.out_length), (1, 2), (geometry.out_length - 1, 1)]:
+        for conjugate in (False, True):
+            taps = kernels.taps.input_taps(np, x, geometry, first, width, work, conjugate)
+            expected = kernels.products.stack_taps(np, taps)
+            got = kernels.taps.stacked_input_taps(np, x, geometry, first, width, work, conjugate)
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+
+
 def test_plans_are_checked():
     geometry = conv1d_geometry((2, 4, 12), (6, 4, 3))
     with pytest.raises(ValueError, match="path 'banded' cannot compute forward"):

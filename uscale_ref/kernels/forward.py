@@ -12,7 +12,7 @@ from . import banded
 from .blocks import map_blocks
 from .plan import Plan
 from .products import sum_over_taps
-from .taps import input_taps
+from .taps import input_taps, stacked_input_taps
 
 __all__ = ["forward"]
 
@@ -63,9 +63,12 @@ def forward(
 
     def block(n0: int, n1: int, l0: int, l1: int) -> Array:
         result = None if bands is None else bands.correlate(x[n0:n1, ...], l0, l1, work_dtype)
-        if result is None:
+        if result is None and stacked is not None:
+            columns = stacked_input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
+            result = xp.reshape(xp.matmul(stacked, columns), (n1 - n0, out_channels, l1 - l0))
+        elif result is None:
             taps = input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
-            result = sum_over_taps(xp, taps_w, taps, stacked, broadcast)
+            result = sum_over_taps(xp, taps_w, taps, None, broadcast)
             result = xp.reshape(result, (n1 - n0, out_channels, l1 - l0))
         if bias_o is not None:
             result += bias_o

@@ -9,8 +9,7 @@ from .._backend import Array, Namespace
 from ..geometry import Conv1dGeometry
 from .blocks import sum_blocks
 from .plan import Plan
-from .products import stack_taps
-from .taps import input_taps
+from .taps import input_taps, stacked_input_taps
 
 __all__ = ["weight_grad"]
 
@@ -47,11 +46,13 @@ def weight_grad(
 
     def block(n0: int, n1: int, l0: int, l1: int) -> Array:
         gradient = xp.reshape(delta[n0:n1, :, l0:l1], (n1 - n0, groups, out_per_group, l1 - l0))
+        if plan.path == "stacked":
+            rows = x[n0:n1, ...]
+            columns = stacked_input_taps(xp, rows, geometry, l0, l1 - l0, delta.dtype, True)
+            product = xp.matmul(gradient, xp.permute_dims(columns, (0, 1, 3, 2)))
+            return xp.reshape(xp.sum(product, axis=0), (groups, out_per_group, fan_in, kernel_size))
         # vecdot conjugates its first argument itself; the products need conj(x) given.
         taps = input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, delta.dtype, not broadcast)
-        if plan.path == "stacked":
-            product = xp.matmul(gradient, xp.permute_dims(stack_taps(xp, taps), (0, 1, 3, 2)))
-            return xp.reshape(xp.sum(product, axis=0), (groups, out_per_group, fan_in, kernel_size))
         per_tap = []
         for tap in taps:
             if broadcast:
