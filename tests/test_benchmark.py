@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,27 @@ def test_worker_prints_its_timings_as_json():
     )  # fmt: skip
     times = json.loads(done.stdout)
     assert set(times) == {"fwd", "fwd+bwd"} and all(len(v) == 2 for v in times.values())
+
+
+def _bounds_module():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bounds.py"
+    spec = importlib.util.spec_from_file_location("bounds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bounds_count_the_bytes_and_operations_a_pass_must_do():
+    """Depthwise (8,256,2048,256,7): 4 bytes each of x twice and dx, y and dy, w twice and dw."""
+    bounds = _bounds_module()
+    shape = next(s for s in benchmark.SHAPES if s.note == "depthwise")
+    x = y = 8 * 256 * 2048
+    w = 256 * 7
+    assert bounds.pass_bytes(shape) == 4 * (3 * x + 2 * y + 3 * w + 2 * 256)
+    compute, memory = bounds.floors(shape, {"f32": 100.0}, 10.0)
+    assert compute == pytest.approx(3 * 2 * 8 * 256 * 2048 * 7 / 100e9)
+    assert memory == pytest.approx(bounds.pass_bytes(shape) / 10e9)
+    assert memory > compute  # depthwise layers are bound by memory, dense ones by arithmetic
+    dense = benchmark.SHAPES[2]
+    compute, memory = bounds.floors(dense, {"f32": 100.0}, 10.0)
+    assert compute > memory
