@@ -202,3 +202,12 @@ def test_bounds_count_the_bytes_and_operations_a_pass_must_do():
     dense = benchmark.SHAPES[2]
     compute, memory = bounds.floors(dense, {"f32": 100.0}, 10.0)
     assert compute > memory
+
+
+def test_page_fault_script_measures_a_forward_backward():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "page_faults.py"
+    spec = importlib.util.spec_from_file_location("page_faults", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    faults, seconds = module.measure("ours", 0, calls=3)
+    assert faults >= 0 and 0 < seconds < 5
