@@ -180,9 +180,10 @@ def test_worker_prints_its_timings_as_json():
     assert set(times) == {"fwd", "fwd+bwd"} and all(len(v) == 2 for v in times.values())
 
 
-def _bounds_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bounds.py"
-    spec = importlib.util.spec_from_file_location("bounds", path)
+def _script(name):
+    """A script of benchmarks/ loaded as a module."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -190,7 +191,7 @@ def _bounds_module():
 
 def test_bounds_count_the_bytes_and_operations_a_pass_must_do():
     """Depthwise (8,256,2048,256,7): 4 bytes each of x twice and dx, y and dy, w twice and dw."""
-    bounds = _bounds_module()
+    bounds = _script("bounds")
     shape = next(s for s in benchmark.SHAPES if s.note == "depthwise")
     x = y = 8 * 256 * 2048
     w = 256 * 7
@@ -205,9 +206,5 @@ def test_bounds_count_the_bytes_and_operations_a_pass_must_do():
 
 
 def test_page_fault_script_measures_a_forward_backward():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "page_faults.py"
-    spec = importlib.util.spec_from_file_location("page_faults", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    faults, seconds = module.measure("ours", 0, calls=3)
+    faults, seconds = _script("page_faults").measure("ours", 0, calls=3)
     assert faults >= 0 and 0 < seconds < 5
