@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,12 +40,12 @@ from uscale_ref.tools.benchmark import SHAPES, Shape, run_separate
 DTYPES = {"f32": np.float32, "f64": np.float64, "c64": np.complex64}
 
 
-def _median_seconds(function: object, repeats: int) -> float:
-    function()  # type: ignore[operator]
+def _median_seconds(function: Callable[[], object], repeats: int) -> float:
+    function()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        function()  # type: ignore[operator]
+        function()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
