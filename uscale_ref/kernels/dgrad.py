@@ -74,24 +74,23 @@ def input_grad(
     groups, out_channels, fan_in = geometry.groups, geometry.out_channels, geometry.fan_in
     out_per_group, stride = out_channels // groups, geometry.stride
     batch, length = geometry.batch_size, geometry.in_length
+    # A zero beyond delta's ends times a finite tap adds an exact zero; only
+    # a NaN or inf tap needs the edges done tap by tap. Traced code cannot
+    # look at the weight, so its plan always asks for exact edges.
+    finite = not plan.exact_edges and bool(xp.all(xp.isfinite(weight)))
     bands = None
-    if plan.path == "banded":
+    if plan.path == "banded" and finite:  # else every block sums directly
         # Stride 1: tap k reaches t from delta[t + p_l - k d]; reversed, the
-        # taps read delta[t + p_l - D + k d] with D = d (K - 1). The zeros
-        # beyond delta's ends meet only finite taps here (or it is None).
+        # taps read delta[t + p_l - D + k d] with D = d (K - 1).
         span = geometry.dilation * (geometry.kernel_size - 1)
-        taps = conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1))
-        bands = banded.bands_for(xp, taps, geometry.dilation, geometry.pad_left - span)
+        flipped = conj_if_complex(xp, xp.flip(weight[:, 0, :], axis=-1))
+        bands = banded.Bands(xp, flipped, geometry.dilation, geometry.pad_left - span)
 
     # (G, C_g, O_g, K): each group's matrix transposed and conjugated.
     weight_t = conj_if_complex(
         xp,
         xp.permute_dims(xp.reshape(weight, (groups, out_per_group, fan_in, -1)), (0, 2, 1, 3)),
     )
-    # A zero beyond delta's ends times a finite tap adds an exact zero; only
-    # a NaN or inf tap needs the edges done tap by tap. Traced code cannot
-    # look at the weight, so its plan always asks for exact edges.
-    finite = not plan.exact_edges and bool(xp.all(xp.isfinite(weight)))
     shape = (batch, geometry.in_channels, length)
     phases = {
         r: _Phase(xp, delta, weight_t, taps, geometry, plan, scale, finite, bands)
