@@ -81,7 +81,8 @@ class Bands:
 
     ``y[n, c, l] = sum_k taps[c, k] z[n, c, first + l + k d]``, with zeros
     standing in for ``z`` outside its range; :meth:`correlate` computes the
-    outputs ``[l0, l1)`` of a batch chunk of ``z``.
+    outputs ``[l0, l1)`` of a batch chunk of ``z``. The taps must be finite
+    (:func:`bands_for` checks them; dgrad has checked its weight already).
 
     Why it equals the textbook: within a tile, column ``j`` of the band
     holds tap ``k`` at row ``j + k d`` and zeros elsewhere, so the product
