@@ -33,6 +33,7 @@ import numpy as np
 
 import uscale_ref
 from uscale_ref import formats
+from uscale_ref.geometry import output_length
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,7 +98,7 @@ def scaling_figure() -> None:
         predicted = []
         for v in values:
             c, k, st = args(v)
-            out_length = (length - (k - 1) - 1) // st + 1
+            out_length = output_length(length, k, st, 0, 0, 1)
             predicted.append(
                 [np.sqrt(c * k), np.sqrt(out_channels * k / st), np.sqrt(batch * out_length)]
             )
@@ -158,7 +159,7 @@ def dgrad_figure() -> None:
     """dgrad as the stride-1 correlation of the zero-inserted, padded gradient."""
     length, kernel, stride, dilation, pad = 9, 3, 2, 2, 1
     span = dilation * (kernel - 1)
-    out_length = (length + 2 * pad - span - 1) // stride + 1
+    out_length = output_length(length, kernel, stride, pad, pad, dilation)
     left = span - pad
     z = [""] * (length + span)
     for l_index in range(out_length):
@@ -204,7 +205,7 @@ def wgrad_figure() -> None:
     """wgrad: δ is the kernel, taps s apart; the result steps by d over k."""
     length, kernel, stride, dilation, pad = 11, 3, 2, 3, 1
     padded = length + 2 * pad
-    out_length = (padded - dilation * (kernel - 1) - 1) // stride + 1
+    out_length = output_length(length, kernel, stride, pad, pad, dilation)
     fig, axes = plt.subplots(kernel, 1, figsize=(11, 1.35 * kernel + 0.8))
     for k, axis in enumerate(axes):
         reads = {k * dilation + l_index * stride: l_index for l_index in range(out_length)}
@@ -278,7 +279,7 @@ def formats_figure() -> None:
 def receptive_field_figure() -> None:
     stride, dilation, kernel, pad, length = 2, 3, 3, 2, 12
     padded = length + 2 * pad
-    out_length = (padded - dilation * (kernel - 1) - 1) // stride + 1
+    out_length = output_length(length, kernel, stride, pad, pad, dilation)
     fig, axes = plt.subplots(2, 1, figsize=(10, 4.6))
 
     def row(axis, y, count, color_of, label):
