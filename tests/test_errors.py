@@ -6,6 +6,7 @@ Cases are data: (id, changes to a valid call, expected exception, message patter
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -182,6 +183,17 @@ def test_mixed_libraries_are_refused():
     strict = pytest.importorskip("array_api_strict")
     with pytest.raises(TypeError, match=r"arrays must all come from one array library"):
         uscale_ref.conv1d(X, strict.asarray(W))
+
+
+def test_numpy_and_strict_calls_in_one_process_raise_no_warning():
+    """Cached per dtype, NumPy's and array-api-strict's dtypes are never compared."""
+    strict = pytest.importorskip("array_api_strict")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for xp in (np, strict, np, strict):
+            for dtype in (xp.float32, xp.float64, xp.complex64):
+                x, w = xp.asarray(X, dtype=dtype), xp.asarray(W, dtype=dtype)
+                uscale_ref.conv1d_backward(uscale_ref.conv1d(x, w), x, w)
 
 
 def test_mixed_devices_are_refused():

@@ -15,7 +15,8 @@ The dtype policy, in one place:
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, cast
 
 import array_api_compat
 
@@ -127,16 +128,20 @@ _WIDER = {"float16": "float32", "bfloat16": "float32", "complex32": "complex64"}
 
 def dtype_name(dtype: Any) -> str:
     """``"float32"``, ``"bfloat16"``, ... for a NumPy, torch, JAX or array-api-strict dtype."""
+    kind = cast(Hashable, type(dtype))  # classes hash; typeshed does not say so
     try:
-        return _cached_dtype_name(dtype)
+        return _cached_dtype_name(kind, dtype)
     except TypeError:  # a dtype that cannot be hashed
-        return _cached_dtype_name.__wrapped__(dtype)
+        return _cached_dtype_name.__wrapped__(kind, dtype)
 
 
 # A NumPy dtype computes its name in Python each time it is asked (about
 # 5 us, several times per call): a real share of a small convolution's cost.
+# The key leads with the dtype's type, so that dtypes of different libraries
+# are told apart without being compared (array-api-strict warns when its
+# dtypes are compared with NumPy's).
 @functools.lru_cache(maxsize=64)
-def _cached_dtype_name(dtype: Any) -> str:
+def _cached_dtype_name(kind: Hashable, dtype: Any) -> str:
     return str(getattr(dtype, "name", None) or dtype).rsplit(".", 1)[-1]
 
 
