@@ -233,6 +233,17 @@ def test_stacked_taps_are_the_taps_side_by_side(case_id, dtype):
             np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case_id", list(cases.CASES))
+def test_every_path_returns_arrays_of_its_own_in_c_order(case_id, path):
+    """No path hands back a view into a larger or transposed work array."""
+    arrays = _poisoned(case_id, "float32", None, None)
+    kwargs = cases.conv_kwargs(cases.spec(case_id))
+    for workspace_bytes in WORKSPACES:
+        for op, ours in _run_kernels(arrays, kwargs, path, workspace_bytes).items():
+            assert ours.flags.c_contiguous, f"{op} on {path}, {workspace_bytes} B"
+
+
 def test_plans_are_checked():
     geometry = conv1d_geometry((2, 4, 12), (6, 4, 3))
     with pytest.raises(ValueError, match="path 'banded' cannot compute forward"):

@@ -73,7 +73,10 @@ def banded_correlate(
         parts.append(tiles[:, :, r : count + r, : min(tile, span - (r - 1) * tile)])
     windows = xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
     product = xp.matmul(windows, bands[None, ...])  # (N, C, count, T)
-    return xp.reshape(product, (batch, channels, count * tile))[..., :length]
+    outputs = xp.reshape(product, (batch, channels, count * tile))
+    if count * tile == length:
+        return outputs
+    return xp.asarray(outputs[..., :length], copy=True)  # its own array, not a view of the tiles
 
 
 class Bands:
