@@ -233,6 +233,39 @@ def test_stacked_taps_are_the_taps_side_by_side(case_id, dtype):
             np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize(
+    ("op", "kwargs"),
+    [
+        ("forward", {"padding": 2}),
+        ("input_grad", {"padding": 2}),
+        ("input_grad", {"padding": 3, "dilation": 2, "stride": 2}),
+    ],
+)
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_folded_items_keep_their_inf_and_nan_to_themselves(op, kwargs, value):
+    """Laid end to end, an item's last and the next item's first positions sit side by side.
+
+    The columns that mix them are dropped, so a NaN or inf at an item's end
+    reaches only the outputs the definition gives it, in that item alone.
+    """
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 4, 23))
+    w = rng.standard_normal((6, 4, 4))
+    geometry = conv1d_geometry(x.shape, w.shape, **kwargs)
+    g = rng.standard_normal((5, 6, geometry.out_length))
+    data = x if op == "forward" else g
+    data[1, :, -1] = value  # the end of item 1, next to item 2's start
+    data[3, 0, 0] = -value  # the start of item 3, next to item 2's end
+    arrays = {"input": x, "weight": w, "bias": np.zeros(6), "grad_output": g}
+    with np.errstate(all="ignore"):
+        expected, magnitude = _run_textbook(arrays, kwargs)
+        for workspace_bytes in WORKSPACES:
+            ours = _run_kernels(arrays, kwargs, "folded", workspace_bytes)[op]
+            what = f"{op} folded, {workspace_bytes} B"
+            assert_same_values(ours, expected[op], magnitude[op], "float64", what)
+    assert np.all(np.isfinite(expected[op][[0, 2, 4]]))  # the other items stay finite
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case_id", list(cases.CASES))
 def test_every_path_returns_arrays_of_its_own_in_c_order(case_id, path):
@@ -242,6 +275,23 @@ def test_every_path_returns_arrays_of_its_own_in_c_order(case_id, path):
     for workspace_bytes in WORKSPACES:
         for op, ours in _run_kernels(arrays, kwargs, path, workspace_bytes).items():
             assert ours.flags.c_contiguous, f"{op} on {path}, {workspace_bytes} B"
+
+
+def test_folding_is_planned_where_it_pays():
+    """Batches with work and several taps per product fold; tiny calls and one-tap phases do not."""
+    dense = conv1d_geometry((8, 64, 1024), (64, 64, 5), padding=2)
+    assert kernels.make_plan("forward", dense, 4, 2**26).path == "folded"
+    assert kernels.make_plan("input_grad", dense, 4, 2**26).path == "folded"
+    assert kernels.make_plan("weight_grad", dense, 4, 2**26).path == "per_tap"
+    pair = conv1d_geometry((2, 64, 1024), (64, 64, 5), padding=2)
+    tiny = conv1d_geometry((8, 8, 64), (8, 8, 3), padding=1)
+    patchify = conv1d_geometry((8, 64, 4096), (128, 64, 4), stride=4)
+    for geometry, op in [(pair, "forward"), (tiny, "forward"), (patchify, "input_grad")]:
+        assert kernels.make_plan(op, geometry, 4, 2**26).path != "folded"
+    with pytest.raises(ValueError, match="path 'folded' cannot compute weight_grad"):
+        kernels.make_plan("weight_grad", dense, 4, 2**20, path="folded")
+    with pytest.raises(ValueError, match="path 'folded' cannot compute forward"):
+        kernels.make_plan("forward", patchify, 4, 2**20, path="folded")
 
 
 def test_plans_are_checked():
@@ -306,3 +356,63 @@ def test_jax_jit_traces_every_path(case_id):
     )
     for ours, theirs in zip(backward(g, x, w, b), expected, strict=True):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case_id", ["basic", "stride2_pad1", "dilation3", "everything"])
+def test_jax_runs_the_folded_path_traced(case_id):
+    """JAX arrays cannot be written in place: the fold is unfolded by concatenation there."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    x, w, _, g = cases.make_inputs(case_id, "float32")
+    x, g = (a if a.ndim == 3 else a[None] for a in (x, g))
+    geometry = conv1d_geometry(x.shape, w.shape, **cases.conv_kwargs(cases.spec(case_id)))
+    ops = {
+        "forward": lambda x, w, g, plan: kernels.forward(jnp, x, w, geometry, plan),
+        "input_grad": lambda x, w, g, plan: kernels.input_grad(jnp, g, w, geometry, plan),
+    }
+    expected = {
+        "forward": textbook.forward_sum(x, w, geometry),
+        "input_grad": textbook.input_grad(g, w, geometry),
+    }
+    ran = 0
+    for op, run in ops.items():
+        if "folded" not in valid_paths(op, geometry):
+            continue
+        for workspace_bytes in WORKSPACES:
+            plan = kernels.make_plan(op, geometry, 4, workspace_bytes, path="folded", eager=False)
+            traced = jax.jit(lambda x, w, g, plan=plan, run=run: run(x, w, g, plan))
+            ours = traced(*(jnp.asarray(a) for a in (x, w, g)))
+            np.testing.assert_allclose(ours, expected[op], rtol=1e-5, atol=1e-5, err_msg=op)
+            ran += 1
+    assert ran
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case_id", ["basic", "groups2", "dilation3", "depthwise_k5", "everything"])
+def test_every_path_runs_on_the_strict_namespace(case_id, path):
+    """array-api-strict allows nothing beyond the standard: each path keeps to it."""
+    xps = pytest.importorskip("array_api_strict")
+    arrays = _poisoned(case_id, "float64", None, None)
+    x, w, g = (arrays[k] for k in ("input", "weight", "grad_output"))
+    geometry = conv1d_geometry(x.shape, w.shape, **cases.conv_kwargs(cases.spec(case_id)))
+    expected, magnitude = _run_textbook(arrays, cases.conv_kwargs(cases.spec(case_id)))
+    expected["forward"] = expected["forward"] - arrays["bias"][:, None]
+    ran = 0
+    for op in OPS:
+        if path not in valid_paths(op, geometry):
+            continue
+        for workspace_bytes in WORKSPACES:
+            plan = kernels.make_plan(op, geometry, 8, workspace_bytes, path=path)
+            xs, ws, gs = (xps.asarray(a) for a in (x, w, g))
+            if op == "forward":
+                ours = kernels.forward(xps, xs, ws, geometry, plan)
+            elif op == "input_grad":
+                ours = kernels.input_grad(xps, gs, ws, geometry, plan)
+            else:
+                ours = kernels.weight_grad(xps, gs, xs, geometry, plan)
+            what = f"{op} on {path}, {workspace_bytes} B"
+            assert_same_values(np.asarray(ours), expected[op], magnitude[op], "float64", what)
+            ran += 1
+    if not ran:
+        pytest.skip(f"{path} computes nothing for {case_id}")

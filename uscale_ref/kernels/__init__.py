@@ -8,6 +8,7 @@ functions use; tests pass other valid plans to run every path.
 - :func:`forward` (:mod:`~uscale_ref.kernels.forward`) — the forward sum;
 - :func:`input_grad` (:mod:`~uscale_ref.kernels.dgrad`) — dgrad, polyphase;
 - :func:`weight_grad` (:mod:`~uscale_ref.kernels.wgrad`) — wgrad;
+- :mod:`~uscale_ref.kernels.folded` — the batch laid end to end, one product per tap;
 - :mod:`~uscale_ref.kernels.banded` — band-matrix products for depthwise layers;
 - :mod:`~uscale_ref.kernels.blocks` — the block driver all of them share.
 """

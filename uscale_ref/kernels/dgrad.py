@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .._backend import Array, Namespace, conj_if_complex, device_of, is_writeable
 from ..geometry import Conv1dGeometry
-from . import banded
+from . import banded, folded
 from .blocks import join, map_blocks, ranges, walk, window, windows, zeros_like_shape
 from .plan import Plan
 from .products import contract, sum_over_taps
@@ -122,7 +122,8 @@ def _interleaved(
 
     def block(n0: int, n1: int, m0: int, m1: int) -> Array:
         shared = None
-        if reach <= (m1 - m0) * len(shifts):  # one gradient window for every phase
+        # One gradient window for every phase (a folded phase cuts its own).
+        if plan.path != "folded" and reach <= (m1 - m0) * len(shifts):
             rows = xp.reshape(
                 delta[n0:n1, ...], (n1 - n0, geometry.groups, out_per_group, geometry.out_length)
             )
@@ -238,8 +239,11 @@ class _Phase:
             if result is not None:
                 return result * self.scale if self.scale != 1.0 else result
         rows = xp.reshape(self.delta[n0:n1, ...], (n1 - n0, groups, out_per_group, out_length))
-        if self.finite or (self.interior[0] <= m0 and m1 <= self.interior[1]):
-            # Zero-extended windows: past delta's ends they meet only finite taps.
+        # Zero-extended windows: past delta's ends they meet only finite taps.
+        zero_extended = self.finite or (self.interior[0] <= m0 and m1 <= self.interior[1])
+        if zero_extended and self.plan.path == "folded":
+            result = self._folded(n0, n1, m0, m1)
+        elif zero_extended:
             if shared is None:
                 columns = windows(xp, rows, [m0 - q for q in self.shifts], m1 - m0)
             else:
@@ -257,6 +261,19 @@ class _Phase:
         if self.scale != 1.0:
             result *= self.scale
         return result
+
+    def _folded(self, n0: int, n1: int, m0: int, m1: int) -> Array:
+        """The zero-extended sum of :meth:`block` with the batch items end to end.
+
+        Each item's segment starts at ``l = m0 - max(q)``; tap ``(k, q)``
+        reads it ``max(q) - q`` further on (:mod:`~uscale_ref.kernels.folded`).
+        """
+        last = max(self.shifts)
+        offsets = [last - q for q in self.shifts]
+        rows, groups = self.delta[n0:n1, ...], self.geometry.groups
+        return folded.correlate(
+            self.xp, self.matrices, offsets, rows, groups, m0 - last, m1 - m0, self.delta.dtype
+        )
 
     def run(self, m_start: int, m_stop: int) -> Array:
         """The whole phase, ``[m_start, m_stop)``, its blocks joined."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .._backend import Array, Namespace, compute_dtype
 from ..geometry import Conv1dGeometry
-from . import banded
+from . import banded, folded
 from .blocks import map_blocks
 from .plan import Plan
 from .products import sum_over_taps
@@ -38,9 +38,11 @@ def forward(
     multiplied like the textbook's); per tap the channel sum is the same
     sum, done as a matrix product (``per_tap``), as ``C_g`` element-wise
     products (``broadcast``), with all taps side by side in one product
-    (``stacked``) or, for depthwise blocks whose data is finite, as band
-    matrix products (``banded``, :mod:`~uscale_ref.kernels.banded`). Blocks
-    only split the independent output positions.
+    (``stacked``), with the batch items end to end in one product per tap
+    (``folded``, :mod:`~uscale_ref.kernels.folded`) or, for depthwise
+    blocks whose data is finite, as band matrix products (``banded``,
+    :mod:`~uscale_ref.kernels.banded`). Blocks only split the independent
+    output positions.
     """
     groups, out_channels = geometry.groups, geometry.out_channels
     out_per_group, fan_in, kernel_size = (
@@ -55,6 +57,7 @@ def forward(
 
     weight_g = xp.reshape(weight, (groups, out_per_group, fan_in, kernel_size))
     taps_w = [weight_g[..., k] for k in range(kernel_size)]  # (G, O_g, C_g) each
+    offsets = [k * geometry.dilation for k in range(kernel_size)]
     stacked = None
     if plan.path == "stacked":
         stacked = xp.reshape(weight_g, (groups, out_per_group, fan_in * kernel_size))
@@ -63,7 +66,12 @@ def forward(
 
     def block(n0: int, n1: int, l0: int, l1: int) -> Array:
         result = None if bands is None else bands.correlate(x[n0:n1, ...], l0, l1, work_dtype)
-        if result is None and stacked is not None:
+        if result is None and plan.path == "folded":  # stride 1: tap k reads l + k d
+            start, width = l0 - geometry.pad_left, l1 - l0
+            result = folded.correlate(
+                xp, taps_w, offsets, x[n0:n1, ...], groups, start, width, work_dtype
+            )
+        elif result is None and stacked is not None:
             columns = stacked_input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
             result = xp.reshape(xp.matmul(stacked, columns), (n1 - n0, out_channels, l1 - l0))
         elif result is None:

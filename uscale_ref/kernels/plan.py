@@ -14,13 +14,22 @@ The paths, all computing the same sums (see :mod:`uscale_ref.textbook`):
 ``per_tap``
     one batched matrix product per kernel tap over the channels of a group;
     unit-stride taps are views of the input, so nothing is copied.
+``folded``
+    forward at stride 1 and dgrad: the per-tap products with the batch items
+    laid end to end (:mod:`uscale_ref.kernels.folded`), one wide product per
+    tap instead of one per item; the input is copied in and the result out.
+    Chosen where ``per_tap`` would be if the batch has ``FOLD_MIN_BATCH``
+    items, the call ``FOLD_MIN_MACS`` multiply-adds and each product at
+    least two taps on average (the two copies must pay for themselves).
 ``stacked``
     the taps stacked into one matrix ("im2col") and one product per block. A
     strided view is copied for a product anyway, so strided taps are always
     stacked; unit-stride taps only when channels times taps reaches
     ``WIDE_CONTRACTION`` (forward and dgrad: at ``C K`` = 1152 and 3968 that
     took 0.92-0.99 times as long as per-tap products on a quiet host; wgrad
-    stacked measured 1.6-1.9x slower, so it stacks strided taps only).
+    stacked measured 1.6-1.9x slower, so it stacks strided taps only). Where
+    folding pays, dgrad takes ``folded`` instead (0.85-0.95x of stacked at
+    ``K`` = 9 and 31; the forward was even at 9 and 1.09x at 31).
 ``banded``
     depthwise layers at stride 1 with ``K >= BAND_MIN_KERNEL``: band-matrix
     products per tile (:mod:`uscale_ref.kernels.banded`) for the blocks
@@ -46,6 +55,8 @@ __all__ = [
     "BAND_MAX_SPAN",
     "BAND_MIN_KERNEL",
     "CACHE_BLOCK_BYTES",
+    "FOLD_MIN_BATCH",
+    "FOLD_MIN_MACS",
     "MIN_COLUMN_WIDTH",
     "PATHS",
     "SMALL_CONTRACTION",
@@ -58,8 +69,8 @@ __all__ = [
 ]
 
 Op = Literal["forward", "input_grad", "weight_grad"]
-Path = Literal["broadcast", "per_tap", "stacked", "banded"]
-PATHS: tuple[Path, ...] = ("broadcast", "per_tap", "stacked", "banded")
+Path = Literal["broadcast", "per_tap", "folded", "stacked", "banded"]
+PATHS: tuple[Path, ...] = ("broadcast", "per_tap", "folded", "stacked", "banded")
 
 # Blocks of the cache-blocked paths stay about this small so that the K
 # passes over a block hit the cache instead of main memory.
@@ -71,6 +82,12 @@ WIDE_CONTRACTION = 1024
 # Stacked blocks are cut to the cache but kept at least this wide: narrower
 # products lose more in BLAS speed than the cache saves.
 MIN_COLUMN_WIDTH = 512
+# Folding the batch into the columns pays from this many items and this much
+# work: on (8, 64, 1024, 64, 5) it took the forward and dgrad to 0.9x,
+# on (32, 64, 64, 64, 3) 0.63x and 0.82x; with two items it was even, and
+# calls under about 4M multiply-adds were up to 1.3x slower (the copies).
+FOLD_MIN_BATCH = 4
+FOLD_MIN_MACS = 2**22
 # Band matrices pay off from K = 5: on the benchmark's depthwise shape (K = 7)
 # a pass took 6.6 ms against 13.6 ms as element-wise passes; with K = 3 the
 # passes were faster (docs/performance.md).
@@ -142,9 +159,17 @@ def banded_applies(geometry: Conv1dGeometry) -> bool:
 
 
 def valid_paths(op: Op, geometry: Conv1dGeometry) -> tuple[Path, ...]:
-    """The paths that can compute ``op`` for ``geometry`` (banded: depthwise ones, not wgrad)."""
+    """The paths that can compute ``op`` for ``geometry``.
+
+    ``banded``: depthwise ones, not wgrad; ``folded``: forward at stride 1
+    and dgrad.
+    """
     banded_ok = op != "weight_grad" and banded_applies(geometry)
-    return tuple(p for p in PATHS if p != "banded" or banded_ok)
+    folded_ok = op == "input_grad" or (op == "forward" and geometry.stride == 1)
+    excluded = {"banded"} if not banded_ok else set()
+    if not folded_ok:
+        excluded.add("folded")
+    return tuple(p for p in PATHS if p not in excluded)
 
 
 def _automatic_path(op: Op, geometry: Conv1dGeometry, eager: bool) -> Path:
@@ -163,9 +188,27 @@ def _automatic_path(op: Op, geometry: Conv1dGeometry, eager: bool) -> Path:
         return "stacked" if stride > 1 else "per_tap"
     if op == "forward" and stride > 1:
         return "stacked"
+    if op == "input_grad" and _folding_pays(op, geometry):  # beat stacked too: K = 9 0.85-0.92x
+        return "folded"
     if stride == 1 and contraction * kernel_size >= WIDE_CONTRACTION:
         return "stacked"
-    return "per_tap"
+    return "folded" if _folding_pays(op, geometry) else "per_tap"
+
+
+def _folding_pays(op: Op, geometry: Conv1dGeometry) -> bool:
+    """Enough items and work, and taps per product, for ``folded`` to beat ``per_tap``."""
+    macs = (
+        geometry.batch_size
+        * geometry.out_length
+        * geometry.out_channels
+        * geometry.fan_in
+        * geometry.kernel_size
+    )
+    if geometry.batch_size < FOLD_MIN_BATCH or macs < FOLD_MIN_MACS:
+        return False
+    # dgrad runs one product per phase that has taps: at most s, at most K.
+    products = 1 if op == "forward" else min(geometry.stride, geometry.kernel_size)
+    return geometry.kernel_size >= 2 * products
 
 
 def bytes_per_position(op: Op, path: Path, geometry: Conv1dGeometry, itemsize: int) -> int:
@@ -173,10 +216,12 @@ def bytes_per_position(op: Op, path: Path, geometry: Conv1dGeometry, itemsize: i
 
     forward
         the input window (``C s`` per output position), ``K`` stacked
-        copies of it when stacked, the block and its scaled copy (``2 O``).
+        copies of it when stacked, the block and its scaled copy (``2 O``),
+        and when folded the products before they are unfolded (``O``).
     input_grad
         per input position: the gradient window and result (``2 C``, ``2 O``)
-        and ``K`` stacked gradient copies when stacked.
+        and ``K`` stacked gradient copies when stacked, or when folded the
+        products before they are unfolded (``C``).
     weight_grad
         the input window and its conjugate (``2 C s``), the stacked copies
         (``K C``) or one tap's (``C``), one more input-sized temporary and
@@ -184,12 +229,13 @@ def bytes_per_position(op: Op, path: Path, geometry: Conv1dGeometry, itemsize: i
     """
     channels_in, channels_out = geometry.in_channels, geometry.out_channels
     stride, kernel_size = geometry.stride, geometry.kernel_size
-    stacked = path == "stacked"
+    stacked, folded = path == "stacked", path == "folded"
     if op == "forward":
         columns = kernel_size if stacked else 1
-        count = channels_in * (stride + columns) + 2 * channels_out
+        count = channels_in * (stride + columns) + (3 if folded else 2) * channels_out
     elif op == "input_grad":
-        count = 2 * channels_in + (2 + (kernel_size if stacked else 0)) * channels_out
+        count = (3 if folded else 2) * channels_in
+        count += (2 + (kernel_size if stacked else 0)) * channels_out
     else:
         columns = kernel_size if stacked else 1
         count = channels_in * (2 * stride + columns + 1) + channels_out
