@@ -288,6 +288,11 @@ def test_folding_is_planned_where_it_pays():
     patchify = conv1d_geometry((8, 64, 4096), (128, 64, 4), stride=4)
     for geometry, op in [(pair, "forward"), (tiny, "forward"), (patchify, "input_grad")]:
         assert kernels.make_plan(op, geometry, 4, 2**26).path != "folded"
+    # Stride 2 with dilation 2: every tap lands in one phase, three taps per product.
+    one_phase = conv1d_geometry((8, 64, 1024), (64, 64, 3), stride=2, dilation=2, padding=2)
+    assert kernels.make_plan("input_grad", one_phase, 4, 2**26).path == "folded"
+    two_phases = conv1d_geometry((8, 64, 1024), (64, 64, 3), stride=2, padding=1)
+    assert kernels.make_plan("input_grad", two_phases, 4, 2**26).path != "folded"
     with pytest.raises(ValueError, match="path 'folded' cannot compute weight_grad"):
         kernels.make_plan("weight_grad", dense, 4, 2**20, path="folded")
     with pytest.raises(ValueError, match="path 'folded' cannot compute forward"):

@@ -11,12 +11,13 @@ output kept (``l < width`` with ``width + max_k o_k <= S``), so column
 item's own sum; the last ``S - width`` columns of each item mix it with the
 next one and are dropped.
 
-The products are the same (the same elements multiplied and summed in the
-same order, tap by tap) as the per-item ones of the ``per_tap`` path; only
-their shape changes, ``N`` products of ``S`` columns becoming one of
-``N S``. On the benchmark's dense ``K = 5`` layer that ran the forward in
-about 0.8 of the time, the fold and the unfold (two copies) included
-(docs/performance.md).
+Each kept output has the same terms as in the per-item products of the
+``per_tap`` path, the taps added in the same order; only the products'
+shape changes, ``N`` of ``S`` columns becoming one of ``N S`` (BLAS may
+group a channel sum differently for the wider matrix, so the last bits
+can differ, as between any two BLAS calls). On the benchmark's dense
+``K = 5`` layer that took the forward and dgrad to about 0.9 of their time,
+the fold and the unfold (two copies) included (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ def fold(
     """``a[n, g Q + q, first + j]`` for ``j < length`` as a ``(G, Q, N length)`` matrix.
 
     Zeros where ``first + j`` lies outside ``a`` (the padding); cast to the
-    working dtype. Column ``n length + j`` holds
-    item ``n``'s position ``first + j``.
+    working dtype. Column ``n length + j`` holds item ``n``'s position
+    ``first + j``.
     """
     batch, channels = a.shape[0], a.shape[1]
     per_group = channels // groups

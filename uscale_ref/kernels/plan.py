@@ -29,7 +29,8 @@ The paths, all computing the same sums (see :mod:`uscale_ref.textbook`):
     took 0.92-0.99 times as long as per-tap products on a quiet host; wgrad
     stacked measured 1.6-1.9x slower, so it stacks strided taps only). Where
     folding pays, dgrad takes ``folded`` instead (0.85-0.95x of stacked at
-    ``K`` = 9 and 31; the forward was even at 9 and 1.09x at 31).
+    ``K`` = 9 and 31; the forward folded was 0.88-0.98x at 9 but 1.09x at
+    31, so it keeps stacking).
 ``banded``
     depthwise layers at stride 1 with ``K >= BAND_MIN_KERNEL``: band-matrix
     products per tile (:mod:`uscale_ref.kernels.banded`) for the blocks
@@ -197,18 +198,20 @@ def _automatic_path(op: Op, geometry: Conv1dGeometry, eager: bool) -> Path:
 
 def _folding_pays(op: Op, geometry: Conv1dGeometry) -> bool:
     """Enough items and work, and taps per product, for ``folded`` to beat ``per_tap``."""
+    kernel_size = geometry.kernel_size
     macs = (
         geometry.batch_size
         * geometry.out_length
         * geometry.out_channels
         * geometry.fan_in
-        * geometry.kernel_size
+        * kernel_size
     )
     if geometry.batch_size < FOLD_MIN_BATCH or macs < FOLD_MIN_MACS:
         return False
-    # dgrad runs one product per phase that has taps: at most s, at most K.
-    products = 1 if op == "forward" else min(geometry.stride, geometry.kernel_size)
-    return geometry.kernel_size >= 2 * products
+    # dgrad runs one product per phase that has taps (k d mod s); the forward one.
+    stride, dilation = geometry.stride, geometry.dilation
+    phases = 1 if op == "forward" else len({k * dilation % stride for k in range(kernel_size)})
+    return kernel_size >= 2 * phases
 
 
 def bytes_per_position(op: Op, path: Path, geometry: Conv1dGeometry, itemsize: int) -> int:
