@@ -18,9 +18,10 @@ The paths, all computing the same sums (see :mod:`uscale_ref.textbook`):
     forward at stride 1 and dgrad: the per-tap products with the batch items
     laid end to end (:mod:`uscale_ref.kernels.folded`), one wide product per
     tap instead of one per item; the input is copied in and the result out.
-    Chosen where ``per_tap`` would be if the batch has ``FOLD_MIN_BATCH``
-    items, the call ``FOLD_MIN_MACS`` multiply-adds and each product at
-    least two taps on average (the two copies must pay for themselves).
+    Chosen at unit stride (forward) or for dgrad when the batch has
+    ``FOLD_MIN_BATCH`` items, the call ``FOLD_MIN_MACS`` multiply-adds and
+    each product at least two taps on average (the two copies must pay for
+    themselves).
 ``stacked``
     the taps stacked into one matrix ("im2col") and one product per block. A
     strided view is copied for a product anyway, so strided taps are always
@@ -28,9 +29,9 @@ The paths, all computing the same sums (see :mod:`uscale_ref.textbook`):
     ``WIDE_CONTRACTION`` (forward and dgrad: at ``C K`` = 1152 and 3968 that
     took 0.92-0.99 times as long as per-tap products on a quiet host; wgrad
     stacked measured 1.6-1.9x slower, so it stacks strided taps only). Where
-    folding pays, dgrad takes ``folded`` instead (0.85-0.95x of stacked at
-    ``K`` = 9 and 31; the forward folded was 0.88-0.98x at 9 but 1.09x at
-    31, so it keeps stacking).
+    folding pays, unit-stride taps fold instead: at ``C K`` = 1088 to 3968
+    the folded forward and dgrad took 0.81-1.00x of the stacked time, the
+    K = 31 forward alone 1.02-1.09x.
 ``banded``
     depthwise layers at stride 1 with ``K >= BAND_MIN_KERNEL``: band-matrix
     products per tile (:mod:`uscale_ref.kernels.banded`) for the blocks
@@ -189,11 +190,11 @@ def _automatic_path(op: Op, geometry: Conv1dGeometry, eager: bool) -> Path:
         return "stacked" if stride > 1 else "per_tap"
     if op == "forward" and stride > 1:
         return "stacked"
-    if op == "input_grad" and _folding_pays(op, geometry):  # beat stacked too: K = 9 0.85-0.92x
+    if _folding_pays(op, geometry):  # before stacking: it beat that too (see the docstring)
         return "folded"
     if stride == 1 and contraction * kernel_size >= WIDE_CONTRACTION:
         return "stacked"
-    return "folded" if _folding_pays(op, geometry) else "per_tap"
+    return "per_tap"
 
 
 def _folding_pays(op: Op, geometry: Conv1dGeometry) -> bool:
@@ -279,6 +280,10 @@ def make_plan(
     >>> from uscale_ref.geometry import conv1d_geometry
     >>> g = conv1d_geometry((8, 128, 1024), (128, 128, 9), padding=4)
     >>> make_plan("forward", g, 4, 64 * 2**20)  # doctest: +NORMALIZE_WHITESPACE
+    Plan(op='forward', path='folded', batch_chunk=8, block_length=1024,
+         cache_blocked=False, exact_edges=False)
+    >>> one = conv1d_geometry((1, 128, 1024), (128, 128, 9), padding=4)
+    >>> make_plan("forward", one, 4, 64 * 2**20)  # doctest: +NORMALIZE_WHITESPACE
     Plan(op='forward', path='stacked', batch_chunk=1, block_length=682,
          cache_blocked=True, exact_edges=False)
     """
