@@ -33,6 +33,7 @@ from typing import Any
 from .._backend import Array, Namespace, device_of
 from .blocks import window
 from .plan import tile_length
+from .taps import as_work
 
 __all__ = ["Bands", "band_matrices", "banded_correlate", "bands_for"]
 
@@ -111,8 +112,7 @@ class Bands:
         segment = window(xp, z, self.first + l0, (count + self.reach) * self.tile)
         if not bool(xp.all(xp.isfinite(segment))):
             return None
-        if segment.dtype != work_dtype:
-            segment = xp.astype(segment, work_dtype)
+        segment = as_work(xp, segment, work_dtype)
         return banded_correlate(xp, segment, self.matrices, self.tile, self.span, l1 - l0)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from .._backend import Array, Namespace, device_of, is_writeable
 from .blocks import window
 from .products import sum_over_taps
+from .taps import as_work
 
 __all__ = ["correlate", "fold", "unfold"]
 
@@ -49,8 +50,7 @@ def fold(
     per_group = channels // groups
     by_group = xp.permute_dims(xp.reshape(a, (batch, groups, per_group, a.shape[-1])), (1, 2, 0, 3))
     segments = window(xp, by_group, first, length)  # (G, Q, N, length), copied unless no padding
-    if segments.dtype != work_dtype:
-        segments = xp.astype(segments, work_dtype)
+    segments = as_work(xp, segments, work_dtype)
     return xp.reshape(segments, (groups, per_group, batch * length))
 
 

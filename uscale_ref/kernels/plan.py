@@ -166,12 +166,11 @@ def valid_paths(op: Op, geometry: Conv1dGeometry) -> tuple[Path, ...]:
     ``banded``: depthwise ones, not wgrad; ``folded``: forward at stride 1
     and dgrad.
     """
-    banded_ok = op != "weight_grad" and banded_applies(geometry)
-    folded_ok = op == "input_grad" or (op == "forward" and geometry.stride == 1)
-    excluded = {"banded"} if not banded_ok else set()
-    if not folded_ok:
-        excluded.add("folded")
-    return tuple(p for p in PATHS if p not in excluded)
+    allowed = {
+        "banded": op != "weight_grad" and banded_applies(geometry),
+        "folded": op == "input_grad" or (op == "forward" and geometry.stride == 1),
+    }
+    return tuple(p for p in PATHS if allowed.get(p, True))
 
 
 def _automatic_path(op: Op, geometry: Conv1dGeometry, eager: bool) -> Path:

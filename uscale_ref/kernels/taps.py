@@ -9,7 +9,14 @@ from ..geometry import Conv1dGeometry
 from .blocks import window, windows
 from .products import stack_taps
 
-__all__ = ["input_taps", "stacked_input_taps"]
+__all__ = ["as_work", "input_taps", "stacked_input_taps"]
+
+
+def as_work(xp: Namespace, part: Array, work_dtype: Any, conjugate: bool = False) -> Array:
+    """``part`` cast to the working dtype (if it is not in it) and, if asked, conjugated."""
+    if part.dtype != work_dtype:
+        part = xp.astype(part, work_dtype)
+    return conj_if_complex(xp, part) if conjugate else part
 
 
 def input_taps(
@@ -36,10 +43,7 @@ def input_taps(
     start = first_output * stride - geometry.pad_left  # tap 0, in unpadded coordinates
 
     def prepare(part: Array) -> Array:
-        if part.dtype != work_dtype:
-            part = xp.astype(part, work_dtype)
-        if conjugate:
-            part = conj_if_complex(xp, part)
+        part = as_work(xp, part, work_dtype, conjugate)
         return xp.reshape(part, (part.shape[0], geometry.groups, geometry.fan_in, part.shape[-1]))
 
     starts = [start + k * dilation for k in range(geometry.kernel_size)]
@@ -70,10 +74,7 @@ def stacked_input_taps(
         taps = input_taps(xp, x, geometry, first_output, width, work_dtype, conjugate)
         return stack_taps(xp, taps)
     segment = window(xp, x, first_output * stride - geometry.pad_left, width * stride)
-    if segment.dtype != work_dtype:
-        segment = xp.astype(segment, work_dtype)
-    if conjugate:
-        segment = conj_if_complex(xp, segment)
+    segment = as_work(xp, segment, work_dtype, conjugate)
     batch, groups, fan_in = segment.shape[0], geometry.groups, geometry.fan_in
     tiles = xp.reshape(segment, (batch, groups, fan_in, width, kernel_size, dilation))[..., 0]
     return xp.reshape(
