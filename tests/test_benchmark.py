@@ -185,6 +185,7 @@ def _script(name):
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
 
@@ -208,3 +209,39 @@ def test_bounds_count_the_bytes_and_operations_a_pass_must_do():
 def test_page_fault_script_measures_a_forward_backward():
     faults, seconds = _script("page_faults").measure("ours", 0, calls=3)
     assert faults >= 0 and 0 < seconds < 5
+
+
+@pytest.mark.parametrize("dtype", ["f32", "c64"])
+def test_numpy_floor_times_formulations_that_compute_the_convolution(dtype):
+    """Each formulation's pieces, run in order, give the correlation a plain einsum gives."""
+    floor = _script("numpy_floor")
+    shape = benchmark.Shape(3, 4, 20, 5, 3, 1, 2, 2, 1, dtype)  # dilation 2: taps 2 apart
+    rng = np.random.default_rng(5)
+    reach, tol = 4, 1e-5
+    for rows, inner in ((shape.O, shape.C), (shape.C, shape.O)):  # forward, dgrad
+        case = floor.correlation(rows, inner, shape, shape.L, rng)
+        padded = np.pad(case.data, ((0, 0), (0, 0), (reach // 2, reach - reach // 2)))
+        expected = sum(
+            np.einsum("rq,nql->nrl", m, padded[:, :, 2 * k : 2 * k + shape.L])
+            for k, m in enumerate(case.matrices)
+        )
+        for name, (parts, _) in floor.FORMULATIONS["forward"].items():
+            case.result[...] = np.nan
+            for piece in parts:
+                case.pieces[piece]()
+            np.testing.assert_allclose(case.result, expected, rtol=tol, atol=tol, err_msg=name)
+    wgrad = floor.weight_gradient(shape, rng)
+    expected = np.stack([
+        np.einsum("nol,ncl->oc", wgrad.gradient, wgrad.padded[:, :, 2 * k : 2 * k + shape.L])
+        for k in range(shape.K)
+    ])  # fmt: skip
+    for name, (parts, _) in floor.FORMULATIONS["wgrad"].items():
+        wgrad.result[...] = np.nan
+        wgrad.stacked[...] = np.nan
+        for piece in parts:
+            wgrad.pieces[piece]()
+        if name == "stacked":  # stacked[o, k C + c]
+            got = wgrad.stacked.reshape(shape.O, shape.K, shape.C).transpose(1, 0, 2)
+        else:
+            got = wgrad.result
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol, err_msg=name)
