@@ -69,7 +69,15 @@ from typing import Any
 
 import numpy as np
 
-from uscale_ref.tools.benchmark import DTYPES, SHAPES, Shape, make_arrays, ours, run_separate
+from uscale_ref.tools.benchmark import (
+    DTYPES,
+    SHAPES,
+    Shape,
+    make_arrays,
+    matmul_gflops,
+    ours,
+    run_separate,
+)
 
 Pieces = dict[str, Callable[[], object]]
 
@@ -265,11 +273,13 @@ def time_pieces(pieces: dict[str, Pieces], rounds: int) -> dict[tuple[str, str],
     return {key: statistics.median(values) for key, values in times.items()}
 
 
-def floor_of(shape: Shape, repeats: int, rng: np.random.Generator) -> dict[str, Any]:
-    """Each pass's pieces and formulations, and the layer's two floors (seconds) for ``shape``.
+def floor_of(shape: Shape, rounds: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Each pass's pieces and formulations, and the layer's floors (seconds) for ``shape``.
 
     ``"floor"``: the cheapest formulation of every pass; ``"accurate floor"``:
-    the cheapest of those that keep the kernels' accuracy.
+    the cheapest of those that keep the kernels' accuracy; ``"arithmetic"``:
+    the products and additions of the latter alone; ``"ours"``: uscale_ref's
+    forward + backward in the same rounds.
     """
     pieces = {
         "forward": correlation(shape.O, shape.C, shape, shape.out_length(), rng).pieces,
@@ -277,7 +287,7 @@ def floor_of(shape: Shape, repeats: int, rng: np.random.Generator) -> dict[str, 
         "wgrad": weight_gradient(shape, rng).pieces,
         "ours": _ours(shape),
     }
-    seconds = time_pieces(pieces, repeats)
+    seconds = time_pieces(pieces, rounds)
     passes = {}
     for name, formulations in FORMULATIONS.items():
         sums = {
@@ -314,23 +324,16 @@ def _ours(shape: Shape) -> Pieces:
     return {"fwd+bwd": calls["fwd+bwd"]}
 
 
-def square_rate(repeats: int = 5) -> float:
-    """Float32 GFLOP/s of a 2048-square product: the rate ``uscale-ref bench`` divides by."""
-    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
-    a @ a
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ a
-        times.append(time.perf_counter() - start)
-    return 2 * 2048**3 / statistics.median(times) / 1e9
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", action="store_true", help="also time torch, as the bench does")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=3, help="bench rounds for --compare")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=9,
+        help="rounds of the pieces' timing (and timed calls per bench round)",
+    )
     parser.add_argument("--only", default="", help="only shapes whose label contains this text")
     args = parser.parse_args(argv)
 
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     results, rates = [], []
     for shape in shapes:
-        rates.append(square_rate())  # sampled between shapes: the host's speed drifts
+        rates.append(statistics.median(matmul_gflops(5)))  # the host's speed drifts
         results.append(floor_of(shape, args.repeats, rng))
         print(f"{shape.label} (2048-square product {rates[-1]:.1f} GFLOP/s)")
         for name, info in results[-1]["passes"].items():
