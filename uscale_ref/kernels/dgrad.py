@@ -20,22 +20,10 @@ from .._backend import Array, Namespace, conj_if_complex, device_of, is_writeabl
 from ..geometry import Conv1dGeometry
 from . import banded, folded
 from .blocks import join, map_blocks, ranges, walk, window, windows, zeros_like_shape
-from .plan import Plan
+from .plan import Plan, dgrad_phases
 from .products import contract, sum_over_taps
 
 __all__ = ["input_grad"]
-
-
-def _phases(geometry: Conv1dGeometry) -> dict[int, list[tuple[int, int]]]:
-    """``r -> [(k, q), ...]``: the taps of each phase that has any, ``k d = s q + r``.
-
-    At most ``K`` entries, however large the stride.
-    """
-    phases: dict[int, list[tuple[int, int]]] = {}
-    for k in range(geometry.kernel_size):
-        q, r = divmod(k * geometry.dilation, geometry.stride)
-        phases.setdefault(r, []).append((k, q))
-    return phases
 
 
 def _add_at(xp: Namespace, total: Array, offset: int, part: Array) -> Array:
@@ -94,7 +82,7 @@ def input_grad(
     shape = (batch, geometry.in_channels, length)
     phases = {
         r: _Phase(xp, delta, weight_t, taps, geometry, plan, scale, finite, bands)
-        for r, taps in _phases(geometry).items()
+        for r, taps in dgrad_phases(geometry).items()
     }
     if stride == 1:
         return phases[0].run(geometry.pad_left, geometry.pad_left + length)

@@ -65,6 +65,7 @@ __all__ = [
     "WIDE_CONTRACTION",
     "Plan",
     "bytes_per_position",
+    "dgrad_phases",
     "make_plan",
     "tile_length",
     "valid_paths",
@@ -118,7 +119,7 @@ class Plan:
     Attributes
     ----------
     op : ``"forward"``, ``"input_grad"`` or ``"weight_grad"``
-    path : ``"broadcast"``, ``"per_tap"``, ``"stacked"`` or ``"banded"``
+    path : one of :data:`PATHS`
     batch_chunk : int
         Batch items per chunk (the whole batch unless the path is cache-blocked).
     block_length : int
@@ -208,10 +209,21 @@ def _folding_pays(op: Op, geometry: Conv1dGeometry) -> bool:
     )
     if geometry.batch_size < FOLD_MIN_BATCH or macs < FOLD_MIN_MACS:
         return False
-    # dgrad runs one product per phase that has taps (k d mod s); the forward one.
-    stride, dilation = geometry.stride, geometry.dilation
-    phases = 1 if op == "forward" else len({k * dilation % stride for k in range(kernel_size)})
+    # dgrad runs one product per phase that has taps; the forward one.
+    phases = 1 if op == "forward" else len(dgrad_phases(geometry))
     return kernel_size >= 2 * phases
+
+
+def dgrad_phases(geometry: Conv1dGeometry) -> dict[int, list[tuple[int, int]]]:
+    """``r -> [(k, q), ...]``: the taps of each dgrad phase that has any, ``k d = s q + r``.
+
+    At most ``K`` entries, however large the stride.
+    """
+    phases: dict[int, list[tuple[int, int]]] = {}
+    for k in range(geometry.kernel_size):
+        q, r = divmod(k * geometry.dilation, geometry.stride)
+        phases.setdefault(r, []).append((k, q))
+    return phases
 
 
 def bytes_per_position(op: Op, path: Path, geometry: Conv1dGeometry, itemsize: int) -> int:
