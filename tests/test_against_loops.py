@@ -124,15 +124,55 @@ def conftest_numpy():
     return Backend("numpy", np)
 
 
+def test_gpu_arrays_are_planned_for_a_gpu(backend):
+    """CuPy arrays (torch and JAX ones too, on a GPU) get the accelerator's plan; host ones not."""
+    x = backend.asarray(np.ones((2, 4, 16), np.float32))
+    assert uscale_ref._backend.on_accelerator(x) == (backend.name == "cupy")
+
+
+@pytest.fixture
+def on_a_gpu(monkeypatch):
+    """Plans as for arrays on a GPU (whole blocks, no band matrices, wgrad stacked), run here."""
+    from uscale_ref import kernels
+
+    monkeypatch.setattr(kernels, "on_accelerator", lambda x: True)
+    kernels._cached_plan.cache_clear()
+    yield
+    kernels._cached_plan.cache_clear()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "complex128"])
+@pytest.mark.parametrize("case_id", list(cases.CASES))
+def test_accelerator_plans_match_loop_definition(on_a_gpu, case_id, dtype):
+    from uscale_ref import kernels
+    from uscale_ref.geometry import conv1d_geometry
+
+    (xs, output, grads), expected = _run(conftest_numpy(), case_id, dtype, True)
+    w = _expected(case_id, dtype, True)[0][1]
+    geometry = conv1d_geometry(xs.shape, w.shape, **cases.conv_kwargs(cases.spec(case_id)))
+    plan = kernels.plan_for("weight_grad", np, geometry, np.float32, like=xs)
+    assert plan.path == "stacked" and not plan.cache_blocked  # the GPU's plan ran
+    results = {"output": output, "grad_input": grads.grad_input, "grad_weight": grads.grad_weight}
+    results["grad_bias"] = grads.grad_bias
+    for name, value in results.items():
+        exact, magnitude, terms = expected[name]
+        assert_within_rounding(value, exact, magnitude, dtype, terms, what=f"{case_id} {name}")
+
+
+@pytest.mark.parametrize("device", ["host", "gpu"])
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan], ids=["inf", "-inf", "nan"])
 @pytest.mark.parametrize("case_id", ["basic", "depthwise", "depthwise_k5", "depthwise_wide_span"])
-def test_non_finite_values_reach_only_their_receptive_field(case_id, bad):
+def test_non_finite_values_reach_only_their_receptive_field(request, case_id, bad, device):
     """An inf or NaN in the input (or grad_output) spoils exactly the outputs that read it.
 
     The band-matrix path multiplies by structural zeros (0 * inf = NaN) and must
-    fall back to the direct sums when that could happen.
+    fall back to the direct sums when that could happen; the plans for a GPU
+    take other paths, with whole blocks.
     """
     from uscale_ref import primitives
+
+    if device == "gpu":
+        request.getfixturevalue("on_a_gpu")
 
     x, w, _, g = cases.make_inputs(case_id, "float64", bias=False)
     case = cases.spec(case_id)

@@ -21,6 +21,7 @@ import uscale_ref
 from uscale_ref import kernels, textbook
 from uscale_ref.geometry import conv1d_geometry
 from uscale_ref.kernels.plan import PATHS, valid_paths
+from uscale_ref.tools import benchmark
 
 WORKSPACES = (700, 2**30)
 OPS = ("forward", "input_grad", "weight_grad")
@@ -297,6 +298,29 @@ def test_folding_is_planned_where_it_pays():
         kernels.make_plan("weight_grad", dense, 4, 2**20, path="folded")
     with pytest.raises(ValueError, match="path 'folded' cannot compute forward"):
         kernels.make_plan("forward", patchify, 4, 2**20, path="folded")
+
+
+@pytest.mark.parametrize("shape", benchmark.SHAPES, ids=lambda s: s.label)
+def test_accelerator_plans_are_whole_blocks_without_bands_and_stack_wgrad(shape):
+    """On a GPU: nothing cut to a cache, no band matrices, wgrad stacked, else the CPU's paths."""
+    x, w, _, _ = benchmark.make_arrays(shape, np.random.default_rng(0))
+    geometry = conv1d_geometry(x.shape, w.shape, **shape.kwargs)
+    for op in OPS:
+        host = kernels.make_plan(op, geometry, 4, 2**26)
+        gpu = kernels.make_plan(op, geometry, 4, 2**26, accelerator=True)
+        assert not gpu.cache_blocked
+        if op == "weight_grad":
+            assert gpu.path == "stacked"
+        elif host.path == "banded":
+            assert gpu.path == "broadcast"
+        else:
+            assert gpu.path == host.path
+        # Blocks only as the workspace bounds them: at least the host's, the whole when it fits.
+        if gpu.path == host.path:
+            assert gpu.batch_chunk * gpu.block_length >= host.batch_chunk * host.block_length
+    depthwise = conv1d_geometry((8, 256, 2048), (256, 1, 7), padding=3, groups=256)
+    plan = kernels.make_plan("weight_grad", depthwise, 4, 2**26, accelerator=True)
+    assert (plan.batch_chunk, plan.block_length) == (8, 744)  # was (1, 819) cut to the cache
 
 
 def test_plans_are_checked():

@@ -33,6 +33,7 @@ __all__ = [
     "from_work",
     "is_writeable",
     "itemsize",
+    "on_accelerator",
     "to_work",
 ]
 
@@ -40,6 +41,23 @@ __all__ = [
 def device_of(x: Array) -> Any:
     """The device an array lives on (as ``array_api_compat.device``)."""
     return array_api_compat.device(x)
+
+
+def on_accelerator(x: Array) -> bool:
+    """Whether ``x`` lives in a GPU's (or other accelerator's) memory rather than the host's.
+
+    CuPy arrays always do; torch tensors and JAX arrays say so by their
+    device (a JAX value traced under ``jit`` has none and counts as host).
+    Every other library here keeps its arrays on the host.
+    """
+    if array_api_compat.is_cupy_array(x):
+        return True
+    if array_api_compat.is_torch_array(x):
+        return str(x.device.type) not in ("cpu", "meta")
+    if array_api_compat.is_jax_array(x):
+        device = array_api_compat.device(x)
+        return device is not None and getattr(device, "platform", "cpu") != "cpu"
+    return False
 
 
 def is_writeable(x: Array) -> bool:

@@ -95,7 +95,7 @@ def conv1d(
     )
     scales = scales_for_geometry(call.geometry, constraint, scale_power)
     weight = call.work(weight)
-    plan = kernels.plan_for("forward", call.xp, call.geometry, weight.dtype)
+    plan = kernels.plan_for("forward", call.xp, call.geometry, weight.dtype, like=weight)
     output = kernels.forward(
         call.xp, call.batched(input), weight, call.geometry, plan,
         bias=None if bias is None else call.work(bias), scale=scales.output,
@@ -178,11 +178,11 @@ def conv1d_backward(
     # wgrad first: its result is small, so dgrad's large result is not held
     # while wgrad allocates its blocks (measured 6.3 -> 5.1 ms on the grouped
     # benchmark shape).
-    plan = kernels.plan_for("weight_grad", xp, geometry, delta.dtype)
+    plan = kernels.plan_for("weight_grad", xp, geometry, delta.dtype, like=delta)
     grad_weight = kernels.weight_grad(
         xp, delta, call.batched(input), geometry, plan, scale=scales.grad_weight
     )
-    plan = kernels.plan_for("input_grad", xp, geometry, delta.dtype)
+    plan = kernels.plan_for("input_grad", xp, geometry, delta.dtype, like=delta)
     grad_input = kernels.input_grad(
         xp, delta, call.work(weight), geometry, plan, scale=scales.grad_input
     )

@@ -71,7 +71,7 @@ def correlate(
         input, weight, stride=stride, padding=padding, dilation=dilation, groups=groups
     )
     weight = call.work(weight)
-    plan = kernels.plan_for("forward", call.xp, call.geometry, weight.dtype)
+    plan = kernels.plan_for("forward", call.xp, call.geometry, weight.dtype, like=weight)
     return call.result(kernels.forward(call.xp, call.batched(input), weight, call.geometry, plan))
 
 
@@ -124,7 +124,7 @@ def correlate_input_grad(
         stride=stride, padding=padding, dilation=dilation, groups=groups,
     )  # fmt: skip
     delta = call.work(grad_output, batch_axis=True)
-    plan = kernels.plan_for("input_grad", call.xp, call.geometry, delta.dtype)
+    plan = kernels.plan_for("input_grad", call.xp, call.geometry, delta.dtype, like=delta)
     return call.result(kernels.input_grad(call.xp, delta, call.work(weight), call.geometry, plan))
 
 
@@ -171,6 +171,6 @@ def correlate_weight_grad(
         stride=stride, padding=padding, dilation=dilation, groups=groups,
     )  # fmt: skip
     delta = call.work(grad_output, batch_axis=True)
-    plan = kernels.plan_for("weight_grad", call.xp, call.geometry, delta.dtype)
+    plan = kernels.plan_for("weight_grad", call.xp, call.geometry, delta.dtype, like=delta)
     grad_weight = kernels.weight_grad(call.xp, delta, call.batched(input), call.geometry, plan)
     return call.result(grad_weight, batch_axis=False)

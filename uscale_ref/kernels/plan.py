@@ -37,6 +37,18 @@ The paths, all computing the same sums (see :mod:`uscale_ref.textbook`):
     products per tile (:mod:`uscale_ref.kernels.banded`) for the blocks
     whose data is finite (the others sum element-wise).
 
+On a GPU (``accelerator``) the rules above were made for a CPU's caches and
+call costs, and three of them hurt; measured with ``benchmarks/paths.py`` on
+an H200 through CuPy: blocks cut to ``CACHE_BLOCK_BYTES`` multiply the kernel
+launches (the depthwise wgrad took 23.6 ms in blocks, 1.9 ms whole), band
+matrices lose to whole element-wise passes (0.86 against 0.48 ms forward),
+and wgrad's stacked taps, which keep its sums as long as they were (the
+stacking is along the result, not the contraction), were the fastest wgrad on every
+benchmark shape (0.17-1.23 ms against 0.44-3.11 per tap). So on a GPU blocks
+are as long as the workspace allows, ``banded`` is not chosen and wgrad is
+stacked; the forward and dgrad keep the CPU's paths, whose shorter sums
+round better than stacked ones.
+
 The memory model: each path keeps, per batch item and per position of a
 block, the few arrays listed in :func:`bytes_per_position`. Blocks are as
 long as the workspace allows; the cache-blocked paths (``broadcast``,
@@ -174,16 +186,19 @@ def valid_paths(op: Op, geometry: Conv1dGeometry) -> tuple[Path, ...]:
     return tuple(p for p in PATHS if allowed.get(p, True))
 
 
-def _automatic_path(op: Op, geometry: Conv1dGeometry, eager: bool) -> Path:
+def _automatic_path(op: Op, geometry: Conv1dGeometry, eager: bool, accelerator: bool) -> Path:
     contraction = _contraction(op, geometry)
     stride, kernel_size = geometry.stride, geometry.kernel_size
     if (
         eager
+        and not accelerator
         and op != "weight_grad"
         and banded_applies(geometry)
         and kernel_size >= BAND_MIN_KERNEL
     ):
         return "banded"
+    if accelerator and op == "weight_grad":
+        return "stacked"
     if contraction < SMALL_CONTRACTION:
         return "broadcast"
     if op == "weight_grad":
@@ -265,6 +280,7 @@ def make_plan(
     *,
     path: Path | None = None,
     eager: bool = True,
+    accelerator: bool = False,
 ) -> Plan:
     """Choose the path and the batch and block sizes for one kernel call.
 
@@ -285,6 +301,10 @@ def make_plan(
         finite, so it is only chosen automatically when ``eager``, and dgrad
         checks its weight is finite, so without ``eager`` it takes exact
         edges.
+    accelerator : bool
+        Whether the arrays live on a GPU. There no block is cut to a cache
+        (the blocks are as long as the workspace allows), the band matrices
+        are not chosen, and wgrad stacks its taps (see the module docstring).
 
     Examples
     --------
@@ -299,14 +319,15 @@ def make_plan(
          cache_blocked=True, exact_edges=False)
     """
     if path is None:
-        path = _automatic_path(op, geometry, eager)
+        path = _automatic_path(op, geometry, eager, accelerator)
     elif path not in valid_paths(op, geometry):
         raise ValueError(
             f"path {path!r} cannot compute {op} for this geometry; "
             f"valid: {valid_paths(op, geometry)}"
         )
-    cache_blocked = path in ("broadcast", "banded") or (
-        path == "stacked" and op != "weight_grad" and geometry.stride == 1
+    cache_blocked = not accelerator and (
+        path in ("broadcast", "banded")
+        or (path == "stacked" and op != "weight_grad" and geometry.stride == 1)
     )
     per_position = bytes_per_position(op, path, geometry, itemsize)
     total = geometry.in_length if op == "input_grad" else geometry.out_length
