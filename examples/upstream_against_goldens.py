@@ -10,6 +10,12 @@ error, never skipped silently.
 
     pip install -e ".[upstream]"
     python examples/upstream_against_goldens.py [--filter 'c128_*']
+    python examples/upstream_against_goldens.py --device cuda [--no-tf32]
+
+On a GPU, PyTorch runs float32 convolutions in TF32 unless told not to
+(``torch.backends.cudnn.allow_tf32``), so there the float32 and complex64
+cases are compared with ``precision="tf32"`` by default; ``--no-tf32``
+switches TF32 off and holds them to the exact tolerance.
 
 Exit status: 0 when every case upstream can run passes, 1 otherwise.
 """
@@ -30,11 +36,11 @@ from uscale_ref import golden
 LOW_PRECISION = {"bfloat16": torch.bfloat16, "complex32": torch.complex32}
 
 
-def run_upstream(case: golden.Fixture) -> dict[str, np.ndarray]:
+def run_upstream(case: golden.Fixture, device: str = "cpu") -> dict[str, np.ndarray]:
     low = LOW_PRECISION.get(case.dtype)
     tensors = {
         name: torch.tensor(value)
-        .to(low or torch.tensor(value).dtype)
+        .to(device=device, dtype=low or torch.tensor(value).dtype)
         .requires_grad_(name != "grad_output")
         for name, value in case.inputs.items()
         if value is not None
@@ -49,25 +55,41 @@ def run_upstream(case: golden.Fixture) -> dict[str, np.ndarray]:
     if "bias" in tensors:
         results["grad_bias"] = tensors["bias"].grad
     storage = getattr(torch, case.storage_dtype)
-    return {name: t.detach().to(storage).resolve_conj().numpy() for name, t in results.items()}
+    return {
+        name: t.detach().to(storage).resolve_conj().cpu().numpy() for name, t in results.items()
+    }
+
+
+def precision_for(case: golden.Fixture, tf32: bool) -> str:
+    """``"tf32"`` for the float32 and complex64 cases when TF32 may be on, else ``"exact"``."""
+    return "tf32" if tf32 and case.dtype in ("float32", "complex64") else "exact"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filter", help="glob on case ids")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    parser.add_argument(
+        "--no-tf32", action="store_true", help="on a GPU: switch TF32 off, exact tolerance"
+    )
     args = parser.parse_args()
+    tf32 = args.device.startswith("cuda") and not args.no_tf32
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
 
     warnings.filterwarnings("ignore", "ComplexHalf support is experimental")
     counts = {"pass": 0, "FAIL": 0, "cannot run": 0}
     for case_id in golden.cases(filter=args.filter):
         case = golden.load(case_id)
         try:
-            results = run_upstream(case)
-        except TypeError as error:
+            results = run_upstream(case, args.device)
+        except (TypeError, RuntimeError) as error:  # RuntimeError: no such kernel on a device
             counts["cannot run"] += 1
-            print(f"{case_id:<36} cannot run   upstream raised TypeError: {error}")
+            message = str(error).splitlines()[0] if str(error) else ""
+            print(f"{case_id:<36} cannot run   upstream raised {type(error).__name__}: {message}")
             continue
-        reports = golden.compare(case, **results)
+        reports = golden.compare(case, precision_for(case, tf32), **results)
         worst = max(reports, key=lambda r: r.max_units / r.allowed_units)
         verdict = "pass" if all(r.passed for r in reports) else "FAIL"
         counts[verdict] += 1
@@ -77,7 +99,8 @@ def main() -> int:
         )
     print(
         f"upstream vs goldens: {counts['pass']} passed, {counts['FAIL']} failed, "
-        f"{counts['cannot run']} cannot run (string/tuple arguments)"
+        f"{counts['cannot run']} cannot run (string/tuple arguments"
+        f"{'' if args.device == 'cpu' else ', or no kernel on ' + args.device})"
     )
     return 1 if counts["FAIL"] else 0
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from uscale_ref import kernels
 from uscale_ref.cli import main
+from uscale_ref.geometry import conv1d_geometry
 from uscale_ref.tools import benchmark
 
 TINY = benchmark.SHAPES[0]
@@ -149,6 +151,25 @@ def test_cuda_platform_waits_on_cupys_device(monkeypatch):
     assert "Stand-in GPU 0" in benchmark.describe_machine(target)
 
 
+def test_cuda_platform_switches_torchs_tf32_off(monkeypatch):
+    """Both sides compute float32 in float32: torch's GPU default would round to TF32."""
+    from types import SimpleNamespace
+
+    fake_torch = SimpleNamespace(
+        cuda=SimpleNamespace(is_available=lambda: True, synchronize=lambda: None),
+        backends=SimpleNamespace(
+            cudnn=SimpleNamespace(allow_tf32=True),
+            cuda=SimpleNamespace(matmul=SimpleNamespace(allow_tf32=True)),
+        ),
+    )
+    monkeypatch.setattr(benchmark, "_load_torch", lambda: (fake_torch, object()))
+    monkeypatch.setitem(sys.modules, "cupy", type("FakeCupy", (), {"cuda": _FakeCuda(1)})())
+    target = benchmark.cuda_platform()
+    assert target.torch_usable
+    assert fake_torch.backends.cudnn.allow_tf32 is False
+    assert fake_torch.backends.cuda.matmul.allow_tf32 is False
+
+
 def test_cuda_platform_refuses_a_machine_without_gpus(monkeypatch):
     fake_cupy = type("FakeCupy", (), {"cuda": _FakeCuda(devices=0)})()
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
@@ -245,3 +266,19 @@ def test_numpy_floor_times_formulations_that_compute_the_convolution(dtype):
         else:
             got = wgrad.result
         np.testing.assert_allclose(got, expected, rtol=tol, atol=tol, err_msg=name)
+
+
+def test_paths_script_times_every_valid_path_and_marks_the_plans_choice(monkeypatch, capsys):
+    """One row per (op, path) the geometry allows, both blockings timed, one ``*`` per op."""
+    paths = _script("paths")
+    monkeypatch.setattr(sys, "argv", ["paths.py", "--only", "tiny", "--repeats", "1"])
+    assert paths.main() == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "tiny" in line]
+    shape = next(s for s in benchmark.SHAPES if s.note == "tiny")
+    x, w, _, _ = benchmark.make_arrays(shape, np.random.default_rng(0))
+    geometry = conv1d_geometry(x.shape, w.shape, **shape.kwargs)
+    for op in paths.OPS:
+        mine = [row.split("|") for row in rows if f"| {op} |" in row]
+        assert [cells[3].strip(" *") for cells in mine] == list(kernels.valid_paths(op, geometry))
+        assert sum("*" in cells[3] for cells in mine) == 1
+        assert all(float(cells[4]) > 0 and float(cells[5]) > 0 for cells in mine)

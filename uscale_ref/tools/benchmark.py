@@ -119,7 +119,7 @@ def cpu_platform() -> Platform:
 
 
 def cuda_platform() -> Platform:
-    """CuPy for uscale_ref, torch on the same GPU.
+    """CuPy for uscale_ref, torch on the same GPU, both computing float32 in float32.
 
     Raises ``ValueError`` when CuPy is not installed or sees no GPU.
     """
@@ -137,6 +137,11 @@ def cuda_platform() -> Platform:
         raise ValueError("--device cuda: CuPy is installed but finds no GPU")
     torch, _ = _load_torch()
     use_torch = torch is not None and torch.cuda.is_available()
+    if use_torch:
+        # Equal precision on both sides: CuPy computes float32 in float32, while
+        # torch's GPU convolutions round their multiplicands to TF32 by default.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     def synchronize() -> None:
         # Both libraries queue work on the same device; wait for each.
