@@ -417,6 +417,44 @@ def test_jax_runs_the_folded_path_traced(case_id):
     assert ran
 
 
+@pytest.mark.parametrize("case_id", ["basic", "groups2", "depthwise_k5", "everything"])
+def test_jax_products_ask_for_full_precision(monkeypatch, case_id):
+    """On a GPU JAX multiplies float32 in reduced precision by default (8.4e3 units off, H200).
+
+    Every matrix product and dot product of every path must ask for "highest".
+    """
+    pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    seen = []
+
+    def spy(name):
+        original = getattr(jnp, name)
+
+        def product(*args, **kwargs):
+            seen.append((name, kwargs.get("precision")))
+            return original(*args, **kwargs)
+
+        return product
+
+    for name in ("matmul", "vecdot"):
+        monkeypatch.setattr(jnp, name, spy(name))
+    arrays = {k: jnp.asarray(v) for k, v in _poisoned(case_id, "float32", None, None).items()}
+    x, w, b, g = (arrays[k] for k in ("input", "weight", "bias", "grad_output"))
+    geometry = conv1d_geometry(x.shape, w.shape, **cases.conv_kwargs(cases.spec(case_id)))
+    for op in OPS:
+        for path in valid_paths(op, geometry):
+            plan = kernels.make_plan(op, geometry, 4, 2**30, path=path)
+            if op == "forward":
+                kernels.forward(jnp, x, w, geometry, plan, bias=b)
+            elif op == "input_grad":
+                kernels.input_grad(jnp, g, w, geometry, plan)
+            else:
+                kernels.weight_grad(jnp, g, x, geometry, plan)
+    assert {name for name, _ in seen} >= {"matmul"}
+    assert all(precision == "highest" for _, precision in seen), seen
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case_id", ["basic", "groups2", "dilation3", "depthwise_k5", "everything"])
 def test_every_path_runs_on_the_strict_namespace(case_id, path):

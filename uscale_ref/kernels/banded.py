@@ -33,6 +33,7 @@ from typing import Any
 from .._backend import Array, Namespace, device_of
 from .blocks import window
 from .plan import tile_length
+from .products import matmul
 from .taps import as_work
 
 __all__ = ["Bands", "band_matrices", "banded_correlate", "bands_for"]
@@ -52,7 +53,7 @@ def band_matrices(xp: Namespace, taps: Array, tile: int, dilation: int) -> Array
     cols = xp.arange(tile, device=device)[None, :]
     offsets = xp.arange(kernel_size, device=device)[:, None, None] * dilation
     indicator = xp.astype(rows[None, :, :] - cols[None, :, :] == offsets, taps.dtype)
-    band = xp.matmul(taps, xp.reshape(indicator, (kernel_size, width * tile)))
+    band = matmul(xp, taps, xp.reshape(indicator, (kernel_size, width * tile)))
     return xp.reshape(band, (channels, width, tile))
 
 
@@ -73,7 +74,7 @@ def banded_correlate(
     for r in range(1, reach + 1):
         parts.append(tiles[:, :, r : count + r, : min(tile, span - (r - 1) * tile)])
     windows = xp.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
-    product = xp.matmul(windows, bands[None, ...])  # (N, C, count, T)
+    product = matmul(xp, windows, bands[None, ...])  # (N, C, count, T)
     outputs = xp.reshape(product, (batch, channels, count * tile))
     if count * tile == length:
         return outputs

@@ -11,7 +11,7 @@ from ..geometry import Conv1dGeometry
 from . import banded, folded
 from .blocks import map_blocks
 from .plan import Plan
-from .products import sum_over_taps
+from .products import matmul, sum_over_taps
 from .taps import input_taps, stacked_input_taps
 
 __all__ = ["forward"]
@@ -73,7 +73,7 @@ def forward(
             )
         elif result is None and stacked is not None:
             columns = stacked_input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
-            result = xp.reshape(xp.matmul(stacked, columns), (n1 - n0, out_channels, l1 - l0))
+            result = xp.reshape(matmul(xp, stacked, columns), (n1 - n0, out_channels, l1 - l0))
         elif result is None:
             taps = input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, work_dtype)
             result = sum_over_taps(xp, taps_w, taps, None, broadcast)

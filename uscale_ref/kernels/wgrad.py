@@ -9,6 +9,7 @@ from .._backend import Array, Namespace
 from ..geometry import Conv1dGeometry
 from .blocks import sum_blocks
 from .plan import Plan
+from .products import matmul, vecdot
 from .taps import input_taps, stacked_input_taps
 
 __all__ = ["weight_grad"]
@@ -49,16 +50,16 @@ def weight_grad(
         if plan.path == "stacked":
             rows = x[n0:n1, ...]
             columns = stacked_input_taps(xp, rows, geometry, l0, l1 - l0, delta.dtype, True)
-            product = xp.matmul(gradient, xp.permute_dims(columns, (0, 1, 3, 2)))
+            product = matmul(xp, gradient, xp.permute_dims(columns, (0, 1, 3, 2)))
             return xp.reshape(xp.sum(product, axis=0), (groups, out_per_group, fan_in, kernel_size))
         # vecdot conjugates its first argument itself; the products need conj(x) given.
         taps = input_taps(xp, x[n0:n1, ...], geometry, l0, l1 - l0, delta.dtype, not broadcast)
         per_tap = []
         for tap in taps:
             if broadcast:
-                product = xp.vecdot(tap[:, :, None, :, :], gradient[:, :, :, None, :])
+                product = vecdot(xp, tap[:, :, None, :, :], gradient[:, :, :, None, :])
             else:
-                product = xp.matmul(gradient, xp.permute_dims(tap, (0, 1, 3, 2)))
+                product = matmul(xp, gradient, xp.permute_dims(tap, (0, 1, 3, 2)))
             per_tap.append(xp.sum(product, axis=0))  # (G, O_g, C_g)
         return xp.stack(per_tap, axis=-1)
 
