@@ -10,7 +10,9 @@
 # into /tmp/site. Each step has its own time limit; the exit status is
 # non-zero if any step failed or ran out of time. Steps:
 #   1. the test suite's CuPy cases (every test parametrized over backends);
-#   2. uscale_ref on CuPy against every golden case and drawn problems;
+#   2. uscale_ref on CuPy, and on torch and JAX arrays on the GPU, against the
+#      golden cases (and drawn problems; JAX, which compiles every new shape,
+#      on a subset);
 #   3. upstream + torch on the GPU against the goldens, with TF32 (torch's
 #      default: precision "tf32") and without it (precision "exact");
 #   4. uscale-ref bench --device cuda (both sides in float32, TF32 off).
@@ -46,7 +48,10 @@ workers=()
 if $PY -c "import xdist" 2>/dev/null; then workers=(-n 4); fi
 TAIL=6 step cupy-tests 180 $PY -m pytest -q -p no:cacheprovider "${workers[@]}" -k "cupy or cuda" \
   tests
-step cupy-conformance 90 $PY benchmarks/cupy_conformance.py --drawn 50
+step cupy-conformance 90 $PY benchmarks/gpu_conformance.py --drawn 50
+step torch-cuda-conformance 60 $PY benchmarks/gpu_conformance.py --library torch --drawn 50
+step jax-gpu-conformance 90 $PY benchmarks/gpu_conformance.py --library jax --drawn 0 \
+  --dtypes float32,complex64 --filter '*_k3*'
 TAIL=2 step upstream-cuda-tf32 60 $PY examples/upstream_against_goldens.py --device cuda
 TAIL=2 step upstream-cuda-exact 60 $PY examples/upstream_against_goldens.py --device cuda \
   --no-tf32

@@ -1,15 +1,19 @@
-"""uscale_ref on CuPy held to its own golden cases and drawn problems, on a GPU.
+"""uscale_ref on a GPU array library held to its golden cases and drawn problems.
 
 The test suite runs the CuPy backend through the same parametrized tests as
-NumPy; this script adds the end-to-end view a kernel author gets from
-:func:`uscale_ref.testing.assert_conv1d`: every committed golden case (float16
-to complex128) and ``--drawn`` random problems, run on the GPU with arrays
-that never leave it until the comparison, and the error in units of rounding
-per dtype and array. It also checks that every result is a CuPy array on the
-device its inputs were on.
+NumPy (its torch and JAX backends use the CPU); this script adds the
+end-to-end view a kernel author gets from
+:func:`uscale_ref.testing.assert_conv1d`, on the GPU: every committed golden
+case and ``--drawn`` random problems, with arrays that stay on the device
+until the comparison, and the error in units of rounding per dtype and array.
+It also checks that every result lives on its inputs' device.
 
-    python benchmarks/cupy_conformance.py [--drawn 50]
+    python benchmarks/gpu_conformance.py [--library cupy|torch|jax] [--drawn 50]
+        [--filter 'f32_*'] [--dtypes float32,complex64]
 
+``--library torch`` puts the arrays on ``cuda`` (``--device`` to change it),
+``jax`` on its first GPU; JAX computes in 32 bits unless x64 is switched on,
+and compiles each new shape, so give it ``--dtypes`` and a ``--filter``.
 Exit status 0 when every case passes, 1 otherwise.
 """
 
@@ -17,54 +21,81 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import uscale_ref
+from uscale_ref._backend import device_of, on_accelerator
 from uscale_ref.testing import assert_conv1d
+from uscale_ref.testing.runner import NUMPY_DTYPES
+
+
+def converter(library: str, device: str) -> tuple[Callable[[np.ndarray, str], Any], str]:
+    """``to_array`` for :func:`assert_conv1d` on ``library``, and a line naming the device."""
+    if library == "cupy":
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        return (
+            lambda a, d: cupy.asarray(a)
+        ), f"CuPy {cupy.__version__} on {props['name'].decode()}"
+    if library == "torch":
+        import torch
+
+        name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+        return (lambda a, d: torch.tensor(a, device=device)), f"torch {torch.__version__} on {name}"
+    import jax
+
+    gpu = jax.devices("gpu")[0] if device.startswith("cuda") else jax.devices("cpu")[0]
+    return (lambda a, d: jax.device_put(a, gpu)), f"JAX {jax.__version__} on {gpu}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--library", choices=["cupy", "torch", "jax"], default="cupy")
+    parser.add_argument("--device", default="cuda", help="torch's device (default cuda)")
     parser.add_argument("--drawn", type=int, default=50, help="random problems after the goldens")
+    parser.add_argument("--filter", help="a glob on golden case ids")
+    parser.add_argument("--dtypes", help="comma-separated, e.g. float32,complex64")
     args = parser.parse_args()
-    import cupy
+    to_array, where = converter(args.library, args.device)
+    dtypes = args.dtypes.split(",") if args.dtypes else list(NUMPY_DTYPES)
+    reference = to_array(np.zeros(1, np.float32), "float32")
+    misplaced: list[str] = []
 
-    device = cupy.cuda.Device()
-    wrong_place: list[str] = []
-
-    def on_gpu(name: str, value: Any) -> Any:
-        if value is not None and not (
-            isinstance(value, cupy.ndarray) and value.device.id == device.id
+    def placed(name: str, value: Any) -> Any:
+        if value is not None and (
+            device_of(value) != device_of(reference)
+            or on_accelerator(value) != on_accelerator(reference)
         ):
-            wrong_place.append(f"{name}: {type(value).__name__}")
+            misplaced.append(f"{name}: {type(value).__name__} on {device_of(value)}")
         return value
 
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        return on_gpu("output", uscale_ref.conv1d(*args, **kwargs))
+    def forward(*arrays: Any, **kwargs: Any) -> Any:
+        return placed("output", uscale_ref.conv1d(*arrays, **kwargs))
 
-    def backward(*args: Any, **kwargs: Any) -> Any:
-        grads = uscale_ref.conv1d_backward(*args, **kwargs)
+    def backward(*arrays: Any, **kwargs: Any) -> Any:
+        grads = uscale_ref.conv1d_backward(*arrays, **kwargs)
         for name, value in zip(("grad_input", "grad_weight", "grad_bias"), grads, strict=True):
-            on_gpu(name, value)
+            placed(name, value)
         return grads
 
-    def to_array(array: np.ndarray, dtype: str) -> Any:
-        return cupy.asarray(array)
-
-    props = cupy.cuda.runtime.getDeviceProperties(device.id)
-    print(f"CuPy {cupy.__version__} on {props['name'].decode()}")
+    print(where, "(on a GPU)" if on_accelerator(reference) else "(host)")
     try:
-        report = assert_conv1d(forward, backward, to_array=to_array, drawn=args.drawn)
+        report = assert_conv1d(
+            forward, backward, to_array=to_array, drawn=args.drawn, filter=args.filter,
+            dtypes=dtypes,
+        )  # fmt: skip
     except AssertionError as failure:
         print(failure)
         return 1
     print(report)
-    if wrong_place:
-        print(f"{len(wrong_place)} results not CuPy arrays on device {device.id}:", wrong_place[:5])
+    if misplaced:
+        print(f"{len(misplaced)} results off the inputs' device:", misplaced[:5])
         return 1
-    print("every result a CuPy array on the inputs' device")
+    print(f"every result on the inputs' device ({device_of(reference)})")
     return 0
 
 
