@@ -19,6 +19,7 @@ import statistics
 import time
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from uscale_ref import _backend, kernels
@@ -60,7 +61,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     target = PLATFORMS[args.device]()
-    xp = _backend.array_api_compat.array_namespace(target.to_ours(np.zeros(1, np.float32)))
+    xp = array_api_compat.array_namespace(target.to_ours(np.zeros(1, np.float32)))
     workspace = get_workspace_bytes()
     print("| shape | op | path | blocks as planned ms | unblocked ms | plan (batch, length) |")
     print("|---|---|---|---|---|---|")
