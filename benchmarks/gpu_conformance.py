@@ -66,10 +66,7 @@ def main() -> int:
     misplaced: list[str] = []
 
     def placed(name: str, value: Any) -> Any:
-        if value is not None and (
-            device_of(value) != device_of(reference)
-            or on_accelerator(value) != on_accelerator(reference)
-        ):
+        if value is not None and device_of(value) != device_of(reference):
             misplaced.append(f"{name}: {type(value).__name__} on {device_of(value)}")
         return value
 
