@@ -12,8 +12,10 @@ It also checks that every result lives on its inputs' device.
         [--filter 'f32_*'] [--dtypes float32,complex64]
 
 ``--library torch`` puts the arrays on ``cuda`` (``--device`` to change it),
-``jax`` on its first GPU; JAX computes in 32 bits unless x64 is switched on,
-and compiles each new shape, so give it ``--dtypes`` and a ``--filter``.
+``jax`` on its first GPU, with JAX's 64-bit mode switched on (without it
+JAX would make the float64 and complex128 cases' arrays 32-bit); JAX
+compiles each new shape, so the whole set takes it a few minutes (``--dtypes``
+and ``--filter`` pick a subset).
 Exit status 0 when every case passes, 1 otherwise.
 """
 
@@ -48,6 +50,7 @@ def converter(library: str, device: str) -> tuple[Callable[[np.ndarray, str], An
         return (lambda a, d: torch.tensor(a, device=device)), f"torch {torch.__version__} on {name}"
     import jax
 
+    jax.config.update("jax_enable_x64", True)
     gpu = jax.devices("gpu")[0] if device.startswith("cuda") else jax.devices("cpu")[0]
     return (lambda a, d: jax.device_put(a, gpu)), f"JAX {jax.__version__} on {gpu}"
 
