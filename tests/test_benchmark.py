@@ -282,3 +282,10 @@ def test_paths_script_times_every_valid_path_and_marks_the_plans_choice(monkeypa
         assert [cells[3].strip(" *") for cells in mine] == list(kernels.valid_paths(op, geometry))
         assert sum("*" in cells[3] for cells in mine) == 1
         assert all(float(cells[4]) > 0 and float(cells[5]) > 0 for cells in mine)
+
+
+def test_golden_speed_script_times_a_fixture_beside_a_plain_pass(capsys):
+    speed = _script("golden_speed")
+    assert speed.main(["--shape", "1,4,40,4,3", "--dtype", "float32", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "(1, 4, 40, 4, 3)" in lines[1] and lines[1].endswith("x")

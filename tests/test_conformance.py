@@ -145,3 +145,24 @@ def test_jax_kernel_example_from_the_docs():
     namespace: dict = {}
     exec(compile(block.split("```")[0], "testing-your-kernel.md", "exec"), namespace)
     namespace["test_jax_kernel"]()
+
+
+def test_own_cases_catch_a_bug_the_standard_suite_cannot_reach():
+    """A kernel wrong only in its second 64-channel tile passes every committed case."""
+    kernel = Kernel()
+
+    def tiled(*args, **kwargs):
+        y = np.array(kernel.forward(*args, **kwargs))
+        if y.shape[-2] > 64:
+            y[..., 64:, :] *= 1 + 2.0**-10  # the second tile of output channels
+        return y
+
+    assert_conv1d(tiled, kernel.backward, filter="f32_*", drawn=0)
+    spec = golden.CaseSpec(dtype="float32", kernel_size=3, batch_size=1, in_channels=8,
+                           out_channels=128, length=300, padding="same", suite="mine")  # fmt: skip
+    with pytest.raises(AssertionError, match="f32_n1c8o128l300_same_k3"):
+        assert_conv1d(tiled, kernel.backward, cases=[spec], drawn=0)
+    report = assert_conv1d(kernel.forward, kernel.backward, cases=[spec, "f64_k3"], drawn=0)
+    assert report.cases == 2
+    with pytest.raises(TypeError, match="cases must hold CaseSpec"):
+        assert_conv1d(kernel.forward, kernel.backward, cases=[3], drawn=0)

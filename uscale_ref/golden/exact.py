@@ -1,4 +1,9 @@
-"""Expected values more accurate than their dtype: double-double sums, rounded once.
+"""A second route to the expected values: element-wise double-double sums, rounded once.
+
+The fixtures are built by :mod:`uscale_ref.golden.sliced` (exact sums
+through BLAS); this module computes the same values element by element,
+without BLAS, and the tests hold the two to the same bytes. It is slow
+(a Python loop over channels and taps) and kept as that independent check.
 
 Golden fixtures must (a) be byte-identical on every machine and (b) be more
 accurate than the fixture's dtype. BLAS gives neither: its summation order

@@ -35,7 +35,7 @@ from .. import __version__
 from ..formats import FORMATS
 from ..geometry import conv1d_geometry
 from ..scales import scales_for_geometry
-from . import exact
+from . import sliced
 from .errors import GoldenFileError
 from .inputs import draw, seed_for
 from .npz import read_npz
@@ -113,7 +113,7 @@ def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     def as_batch(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return a if batched else a[None]
 
-    results = exact.expected_results(
+    results = sliced.expected_results(
         as_batch(arrays["input"]),
         arrays["weight"],
         arrays.get("bias"),
@@ -158,7 +158,7 @@ def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         "scales": scales._asdict(),
         "seeds": {name: seed_for(spec.id, name) for name in INPUT_NAMES if name in arrays},
         "generator": f"uscale_ref {__version__}: SplitMix64 + 4-term Irwin-Hall inputs; "
-        "double-double sums rounded once",
+        "exact sliced products (Ozaki) rounded once",
         "tolerance": {
             "rule": "abs(actual - expected) <= units * unit_roundoff * error_scale, element-wise",
             "unit_roundoff": unit_roundoff(spec.dtype),

@@ -12,7 +12,7 @@ import numpy as np
 from .. import golden
 from ..golden import Fixture
 from ..golden.fixture import build
-from ..golden.suite import FULL_DTYPES
+from ..golden.suite import FULL_DTYPES, CaseSpec
 from .diagnosis import NO_CAUSE, diagnose
 
 __all__ = ["ConformanceReport", "assert_conv1d", "to_numpy"]
@@ -130,6 +130,7 @@ def assert_conv1d(
     to_array: Callable[[np.ndarray, str], Any] | None = None,
     drawn: int = 20,
     seed: int = 0,
+    cases: Iterable[CaseSpec | str] | None = None,
 ) -> ConformanceReport:
     """Hold a conv1d implementation to uscale_ref: every golden case, then drawn problems.
 
@@ -159,6 +160,11 @@ def assert_conv1d(
         installed) to run after the golden cases; 0 for none.
     seed : int
         Makes the drawn problems reproducible.
+    cases : iterable of CaseSpec or str, optional
+        Run these instead of the golden suite: a :class:`~uscale_ref.golden.CaseSpec`
+        (your own shape and arguments; its exact expected values are computed
+        here, in memory) or a case id of ``golden_dir``. ``dtypes`` and
+        ``filter`` then apply to the drawn problems only.
 
     Returns
     -------
@@ -177,8 +183,12 @@ def assert_conv1d(
     convert = to_array or _default_to_array
     report = ConformanceReport()
     failures = []
-    for case_id in _case_ids(golden_dir, wanted, filter):
-        case = golden.load(case_id, golden_dir)
+    chosen = (
+        [golden.load(case_id, golden_dir) for case_id in _case_ids(golden_dir, wanted, filter)]
+        if cases is None
+        else [_own_case(case, golden_dir) for case in cases]
+    )
+    for case in chosen:
         failure = _check(case, forward, backward, convert, precision, report)
         if failure:
             failures.append(failure)
@@ -194,6 +204,16 @@ def assert_conv1d(
             summary += f"; every failure is explained by one mistake: {causes.pop()}"
         raise AssertionError("\n".join([summary, *failures, "", str(report)]))
     return report
+
+
+def _own_case(case: CaseSpec | str, golden_dir: str | None) -> Fixture:
+    """A case given by the caller: built in memory from a spec, or loaded by id."""
+    if isinstance(case, CaseSpec):
+        arrays, metadata = build(case)
+        return Fixture(id=case.id, metadata=metadata, arrays=arrays)
+    if isinstance(case, str):
+        return golden.load(case, golden_dir)
+    raise TypeError(f"cases must hold CaseSpec objects or case ids, got {type(case).__name__}")
 
 
 def _case_ids(golden_dir: str | None, dtypes: Sequence[str], pattern: str | None) -> list[str]:
