@@ -438,7 +438,7 @@ def _take_special(
     is an exact finite value. NaNs are made the one quiet NaN, whatever sign
     or payload the arithmetic left them.
     """
-    result = value.copy()
+    result: npt.NDArray[Any] = value.copy()
     pairs = [(result, special)]
     if np.iscomplexobj(result):
         pairs = [(result.real, special.real), (result.imag, special.imag)]
