@@ -37,6 +37,9 @@ import numpy.typing as npt
 from ..geometry import Conv1dGeometry
 from ..scales import Conv1dScales
 from . import ozaki
+from .exact import _l1
+from .exact import parts as _parts
+from .suite import STORAGE
 
 Float = npt.NDArray[np.float64]
 Parts = tuple[Float, Float | None]
@@ -54,19 +57,6 @@ _PART_TARGET = {
     "complex64": "float32",
     "complex128": "float64",
 }
-
-
-def _parts(a: npt.NDArray[Any]) -> Parts:
-    """Real and imaginary parts as float64 (exactly); ``None`` for a real array."""
-    if np.iscomplexobj(a):
-        return a.real.astype(np.float64), a.imag.astype(np.float64)
-    return np.asarray(a, dtype=np.float64), None
-
-
-def _l1(a: npt.NDArray[Any]) -> Float:
-    """``|re| + |im|``: bounds the modulus without hypot, whose last bit varies by libm."""
-    real, imag = _parts(a)
-    return np.abs(real) if imag is None else np.abs(real) + np.abs(imag)
 
 
 def _left(parts: Parts, conjugate: Conjugate) -> list[Float]:
@@ -110,9 +100,14 @@ class _Block:
     def columns(self) -> int:
         return len(self.items) * len(self.positions)
 
+    def where(self, channels: slice) -> tuple[slice, slice, slice]:
+        """The block's place in a ``(N, channels, length)`` array."""
+        items, positions = self.items, self.positions
+        return slice(items.start, items.stop), channels, slice(positions.start, positions.stop)
+
     def __call__(self, a: Float) -> Float:
         """The block of a ``(N, channels, length)`` array."""
-        return a[self.items.start : self.items.stop, :, self.positions.start : self.positions.stop]
+        return a[self.where(slice(None))]
 
 
 def _blocks(batch: int, length: int, per_column: int, memory: int) -> list[_Block]:
@@ -188,7 +183,6 @@ def forward(
         left_slices = [ozaki.split(a, row_exponent, bits) for a in lefts]
         x_group = _per_group(x_pad, group, g.fan_in, 1)
         for block in blocks:
-            items = x_group[0][block.items.start : block.items.stop]
             patches = _both(
                 x_group,
                 lambda v, block=block: _patches(
@@ -202,12 +196,7 @@ def forward(
                 limbs = ozaki.Limbs((out_g, block.columns), bits)
                 ozaki.accumulate(limbs, slices, right_slices)
                 values = ozaki.round_scaled(limbs, row_exponent + column_exponent, factor, target)
-                place = (block.items, channels, block.positions)
-                result[part][
-                    place[0].start : place[0].stop,
-                    channels,
-                    block.positions.start : block.positions.stop,
-                ] = _unflat(values, len(items))
+                result[part][block.where(channels)] = _unflat(values, len(block.items))
     return result
 
 
@@ -291,11 +280,7 @@ def input_grad(
             frame = row_exponent.reshape(-1, 1, 1) + column_exponent
             for part in range(n_parts):
                 values = ozaki.round_scaled(limbs[part], frame, factor, target)
-                result[part][
-                    block.items.start : block.items.stop,
-                    channels,
-                    block.positions.start : block.positions.stop,
-                ] = values.transpose(1, 0, 2)
+                result[part][block.where(channels)] = values.transpose(1, 0, 2)
     return result
 
 
@@ -355,12 +340,13 @@ def weight_grad(
                 ozaki.accumulate(limbs[part], ozaki.split(left, row_exponent, bits), right_slices)
         frame = row_exponent + column_exponent
         for part in range(n_parts):
+            carried = limbs[part].normalized()
             weights = ozaki.Limbs((out_g, columns), bits)
-            weights.limbs = [limb[:, :columns] for limb in limbs[part].normalized()]
+            weights.limbs = [limb[:, :columns] for limb in carried]
             weight[part][channels] = ozaki.round_scaled(weights, frame[:, :columns], factor, target)
             if bias is not None and bias_factor is not None:
                 sums = ozaki.Limbs((out_g, 1), bits)
-                sums.limbs = [limb[:, columns:] for limb in limbs[part].normalized()]
+                sums.limbs = [limb[:, columns:] for limb in carried]
                 bias[part][channels] = ozaki.round_scaled(
                     sums, frame[:, columns:], bias_factor, target
                 )[:, 0]
@@ -382,7 +368,7 @@ def _pad(a: Parts, geometry: Conv1dGeometry) -> Parts:
 
 def _combine(parts: list[Float], dtype: str) -> npt.NDArray[Any]:
     """Rounded float64 parts as the stored array of ``dtype``."""
-    storage = {"bfloat16": "float32", "complex32": "complex64"}.get(dtype, dtype)
+    storage = STORAGE.get(dtype, dtype)
     if len(parts) == 1:
         return parts[0].astype(storage)
     result = np.empty(parts[0].shape, dtype=storage)
