@@ -123,3 +123,12 @@ def test_bench_quick_runs(capsys):
 def test_bench_rejects_unknown_shape(capsys):
     assert main(["bench", "--only", "no such shape"]) == 2
     assert "no benchmark shape" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import uscale_ref
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"uscale-ref {uscale_ref.__version__}"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config
+from . import __version__, config
 from .functional import conv1d, conv1d_backward
 from .golden.suite import DTYPES as GOLDEN_DTYPES
 from .golden.suite import FULL_DTYPES
@@ -97,21 +97,35 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _golden_generate(args: argparse.Namespace) -> int:
     from . import golden
+    from .golden.caselist import parse_case, read_cases
 
-    ids = golden.generate(args.out, suite=args.suite, dtypes=args.dtype, pattern=args.filter)
-    print(f"wrote {len(ids)} cases and manifest.json to {args.out}")
+    specs = [parse_case(text) for text in args.case or []]
+    for path in args.cases or []:
+        specs += read_cases(path)
+    if specs:
+        if args.suite is not None:
+            raise ValueError("--suite picks a built-in suite; with --case/--cases use --name")
+        ids = golden.generate(
+            args.out, suite=args.name, dtypes=args.dtype, pattern=args.filter, specs=specs
+        )
+    else:
+        if args.name is not None:
+            raise ValueError("--name names your own cases: give them with --case or --cases")
+        ids = golden.generate(args.out, suite=args.suite, dtypes=args.dtype, pattern=args.filter)
+    print(f"wrote {len(ids)} case(s) and manifest.json to {args.out}")
     return 0
 
 
 def _golden_verify(args: argparse.Namespace) -> int:
     from . import golden
+    from .golden.compare import printable
 
     directory = args.directory or golden.default_dir()
     if not Path(directory).is_dir():
         raise ValueError(f"{directory}: not a directory")
     problems = golden.verify(directory)
     for problem in problems:
-        print(problem, file=sys.stderr)
+        print(printable(problem), file=sys.stderr)
     if problems:
         print(f"verify: {len(problems)} problem(s) in {directory}", file=sys.stderr)
         return 1
@@ -121,12 +135,13 @@ def _golden_verify(args: argparse.Namespace) -> int:
 
 def _golden_check(args: argparse.Namespace) -> int:
     from . import golden
+    from .golden.compare import printable
 
     reports, problems = golden.check_directory(args.results, args.golden, args.precision)
     if reports:
         print(golden.format_table(reports))
     for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"error: {printable(problem)}", file=sys.stderr)
     failed = sum(not report.passed for _, report in reports)
     causes = _likely_causes(args, reports)
     for case_id, cause in causes.items():
@@ -160,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uscale-ref", description="Reference unit-scaled conv1d (uscale_ref)."
     )
+    parser.add_argument("--version", action="version", version=f"uscale-ref {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
@@ -203,7 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", help="write fixtures and a manifest (byte for byte reproducible)"
     )
     generate.add_argument("--out", required=True, type=_folder, help="output folder")
-    generate.add_argument("--suite", default="standard", choices=["standard", "large"])
+    generate.add_argument(
+        "--suite", choices=["standard", "large"], help="a built-in suite (default: standard)"
+    )
+    generate.add_argument(
+        "--case",
+        action="append",
+        metavar="KEY=VALUE,...",
+        help="your own case, e.g. 'dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same' "
+        "(repeatable; keys: dtype N C L O K stride padding dilation groups bias constraint "
+        "scale_power batched fp8)",
+    )
+    generate.add_argument(
+        "--cases", action="append", metavar="FILE", help="your own cases from a .json or .toml file"
+    )
+    generate.add_argument(
+        "--name", help="the suite name of your own cases (default: custom)", type=_folder
+    )
     generate.add_argument(
         "--dtype",
         action="append",
@@ -248,6 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError) as error:
         print(f"uscale-ref: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        # generate leaves its folder as it was; say so in one line, no traceback.
+        reason = str(interrupt) or "interrupted (Ctrl-C)"
+        print(f"\nuscale-ref: {reason}; nothing was changed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,21 +55,84 @@ class ArrayReport:
     max_units: float  # worst |actual - expected| / (u * error_scale)
     allowed_units: float
     worst_index: tuple[int, ...]
-    actual_at_worst: complex
-    expected_at_worst: complex
+    actual_at_worst: float | complex
+    expected_at_worst: float | complex
+    failing: int = 0  # how many elements exceed the allowed units
+    size: int = 0  # how many elements the array has
+    pattern: str = ""  # where the failing elements lie, e.g. "o in 64..127"
 
     @property
     def passed(self) -> bool:
         return self.max_units <= self.allowed_units
 
     def describe(self, case_id: str) -> str:
-        """One line: the case, the worst element, its value and expected value, the error."""
+        """One line: the case, the worst element, its value and expected value, the error,
+        and for a failing array how many elements fail and where."""
         where = ", ".join(map(str, self.worst_index))
-        return (
+        line = (
             f"{case_id}: {self.name}[{where}] = {self.actual_at_worst!r}, expected "
             f"{self.expected_at_worst!r} (|error| {self.max_abs_error:.3g} is "
             f"{self.max_units:.3g} units of rounding, allowed {self.allowed_units:g})"
         )
+        if self.failing:
+            line += f"; {self.failing} of {self.size} elements fail"
+            if self.pattern:
+                line += f", at {self.pattern}"
+        return line
+
+
+# The index letters of each result array (batched; unbatched drops the first).
+AXES = {
+    "output": ("n", "o", "l"),
+    "grad_input": ("n", "c", "l"),
+    "grad_weight": ("o", "c", "k"),
+    "grad_bias": ("o",),
+}
+
+
+def index_pattern(failing: npt.NDArray[np.bool_], axes: Sequence[str]) -> str:
+    """Where the ``True`` elements lie, axis by axis, in words.
+
+    An axis where every index fails is left out; otherwise its failing
+    indices are a single value, a range, a residue class (``l ≡ 255 (mod
+    256)``), or listed.
+
+    >>> mask = np.zeros((2, 8, 512), dtype=bool)
+    >>> mask[:, 4:, 255::256] = True
+    >>> index_pattern(mask, ("n", "o", "l"))
+    'o in 4..7, l ≡ 255 (mod 256)'
+    >>> mask[:, 5] = False
+    >>> index_pattern(mask, ("n", "o", "l"))
+    'o in 4..7 (3 of those 4), l ≡ 255 (mod 256)'
+    """
+    parts = []
+    for axis, letter in enumerate(axes):
+        others = tuple(i for i in range(failing.ndim) if i != axis)
+        hit = np.flatnonzero(np.any(failing, axis=others))
+        size = failing.shape[axis]
+        if hit.size == 0 or hit.size == size:
+            continue
+        if hit.size == 1:
+            parts.append(f"{letter} = {hit[0]}")
+        elif hit[-1] - hit[0] + 1 == hit.size:
+            parts.append(f"{letter} in {hit[0]}..{hit[-1]}")
+        else:
+            modulus = next(
+                (m for m in range(size // 2, 1, -1) if np.all(hit % m == hit[0] % m)), None
+            )
+            span = int(hit[-1] - hit[0] + 1)
+            if modulus is not None:
+                parts.append(f"{letter} ≡ {hit[0] % modulus} (mod {modulus})")
+            elif 2 * hit.size >= span:  # a range with a few gaps
+                parts.append(f"{letter} in {hit[0]}..{hit[-1]} ({hit.size} of those {span})")
+            else:
+                shown = ", ".join(map(str, hit[:6])) + (", ..." if hit.size > 6 else "")
+                parts.append(f"{letter} in {{{shown}}} ({hit.size} values)")
+    return ", ".join(parts)
+
+
+def _scalar(value: Any) -> float | complex:
+    return complex(value) if np.iscomplexobj(value) else float(value)
 
 
 def compare_array(
@@ -88,21 +152,29 @@ def compare_array(
     if actual.dtype != expected.dtype:
         raise TypeError(f"{fixture.id}: {name} has dtype {actual.dtype}, expected {expected.dtype}")
     wide = np.complex128 if expected.dtype.kind == "c" else np.float64
-    error = np.abs(actual.astype(wide) - expected.astype(wide))
-    unit = unit_roundoff(fixture.dtype) * fixture.error_scale(name)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
+        error = np.abs(actual.astype(wide) - expected.astype(wide))
+        unit = unit_roundoff(fixture.dtype) * fixture.error_scale(name)
         # Where the error scale is 0 the exact value is 0: any error is infinite.
         units = np.where(error == 0, 0.0, error / unit)
-    units = np.where(np.isnan(units), np.inf, units)
+        units = np.where(np.isnan(units), np.inf, units)
+    if units.size == 0:
+        return ArrayReport(name, 0.0, 0.0, allowed_units(fixture, name, precision), (), 0.0, 0.0)
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(units), units.shape))
+    allowed = allowed_units(fixture, name, precision)
+    failing = units > allowed
+    axes = AXES[name][-actual.ndim :] if actual.ndim else ()
     return ArrayReport(
         name=name,
         max_abs_error=float(np.max(error)),
         max_units=float(units[worst]),
-        allowed_units=allowed_units(fixture, name, precision),
+        allowed_units=allowed,
         worst_index=worst,
-        actual_at_worst=complex(actual[worst]),
-        expected_at_worst=complex(expected[worst]),
+        actual_at_worst=_scalar(actual[worst]),
+        expected_at_worst=_scalar(expected[worst]),
+        failing=int(np.count_nonzero(failing)),
+        size=int(units.size),
+        pattern=index_pattern(failing, axes) if failing.any() else "",
     )
 
 
@@ -172,6 +244,9 @@ def check_directory(
         problems.append(f"{results_dir}: no .npz result files")
     for path in files:
         case_id = path.stem
+        if not path.name.isprintable():
+            problems.append(f"{printable(str(path))}: a file name with control characters; skipped")
+            continue
         try:
             fixture = load(case_id, golden_dir)
         except (ValueError, GoldenFileError) as error:
@@ -209,6 +284,13 @@ def read_results(path: Path, fixture: Fixture) -> dict[str, npt.NDArray[Any]]:
     if not given:
         raise GoldenFileError(f"{path}: holds no arrays; expected some of {sorted(expected)}")
     return given
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name, say) written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def format_table(reports: list[tuple[str, ArrayReport]]) -> str:

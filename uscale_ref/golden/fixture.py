@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,26 @@ def tolerance_units(dtype: str, terms: int) -> float:
     return factor * (terms + 2)
 
 
-def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
-    """The arrays and metadata of one case (nothing is written)."""
+#: How many progress steps :func:`build` reports per case.
+BUILD_STEPS = 6
+
+
+def build(
+    spec: CaseSpec, step: Callable[[], None] | None = None
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    """The arrays and metadata of one case (nothing is written).
+
+    ``step()``, when given, is called :data:`BUILD_STEPS` times as the
+    exact sums progress. A caller's ``np.seterr`` does not reach it: the
+    exact arithmetic underflows and overflows on purpose.
+    """
+    with np.errstate(all="ignore"):
+        return _build(spec, step)
+
+
+def _build(
+    spec: CaseSpec, step: Callable[[], None] | None
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     geometry = conv1d_geometry(
         spec.input_shape,
         spec.weight_shape,
@@ -121,6 +140,7 @@ def build(spec: CaseSpec) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
         geometry,
         scales,
         spec.dtype,
+        step=step,
     )
     for name, (value, error_scale) in results.items():
         if not batched and name in ("output", "grad_input"):
@@ -247,11 +267,52 @@ class Fixture:
     def tolerance_units(self, name: str) -> float:
         return float(self.metadata["tolerance"]["units"][name])
 
+    @property
+    def spec(self) -> CaseSpec:
+        """The :class:`CaseSpec` this fixture was built from, read back from its metadata.
+
+        Raises
+        ------
+        GoldenFileError
+            Metadata that describes no valid case.
+        """
+        return spec_from_metadata(self.metadata, self.id)
+
     def __str__(self) -> str:
         return self.id
 
 
-def _metadata(path: Path) -> dict[str, Any]:
+def spec_from_metadata(metadata: dict[str, Any], where: str = "fixture") -> CaseSpec:
+    """The case a fixture's metadata describes (its shapes, arguments and flags)."""
+    try:
+        shapes, arguments = metadata["shapes"], metadata["arguments"]
+        resolved = metadata["resolved"]
+        input_shape, weight_shape = list(shapes["input"]), list(shapes["weight"])
+        batched = resolved["batched"]
+        if batched is not (len(input_shape) == 3) or len(weight_shape) != 3:
+            raise ValueError("shapes do not match 'batched'")
+        return CaseSpec(
+            dtype=metadata["dtype"],
+            kernel_size=weight_shape[2],
+            batch_size=input_shape[0] if batched else None,
+            in_channels=input_shape[-2],
+            out_channels=weight_shape[0],
+            length=input_shape[-1],
+            stride=python_argument(arguments["stride"]),  # type: ignore[arg-type]
+            padding=python_argument(arguments["padding"]),  # type: ignore[arg-type]
+            dilation=python_argument(arguments["dilation"]),  # type: ignore[arg-type]
+            groups=arguments["groups"],
+            bias=resolved["has_bias"],
+            constraint=arguments["constraint"],
+            scale_power=tuple(arguments["scale_power"]),
+            fp8=bool(metadata.get("formats")),
+            suite=metadata["suite"],
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise GoldenFileError(f"{where}: metadata describes no valid case ({error})") from None
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
     """The fixture's metadata, checked to have every field a reader uses."""
 
     def judge(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
@@ -296,7 +357,7 @@ def read(path: Path | str) -> Fixture:
     judged from its ``.npy`` header against it before its data is read.
     """
     path = Path(path)
-    metadata = _metadata(path)
+    metadata = read_metadata(path)
     has_bias = bool(metadata["resolved"].get("has_bias"))
     required = ["input", "weight", "grad_output", "output", "grad_input", "grad_weight"]
     required += ["bias", "grad_bias"] if has_bias else []

@@ -111,6 +111,14 @@ def read_npz(
                 arrays[name] = array.astype(dtype.newbyteorder("="))
     except GoldenFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,  # a compression method zipfile lacks
+        RuntimeError,  # an encrypted member
+    ) as error:
         raise GoldenFileError(f"{path}: not a readable .npz archive ({error})") from None
     return arrays

@@ -28,6 +28,7 @@ double-double route, and gives the same bytes on the committed suite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -445,6 +446,7 @@ def expected_results(
     scales: Conv1dScales,
     target: str | None = None,
     memory: int = DEFAULT_MEMORY,
+    step: Callable[[], None] | None = None,
 ) -> dict[str, tuple[npt.NDArray[Any], Float]]:
     """Expected ``output`` and gradients, each with its element-wise error scale.
 
@@ -453,7 +455,8 @@ def expected_results(
     ``"bfloat16"`` and ``"complex32"``, stored as float32 and complex64).
     The error scale is the same scaled sum of absolute values (``|re| + |im|``
     for complex), rounded to nearest float64. ``memory`` bounds the blocks'
-    temporaries, in bytes.
+    temporaries, in bytes. ``step()``, when given, is called after each of
+    the six passes (three sums, each with its error scale): a progress hook.
     """
     dtype = target or np.dtype(x.dtype).name
     part = _PART_TARGET[dtype]
@@ -464,19 +467,26 @@ def expected_results(
     abs_x_pad = _pad(_finite((_l1(x), None)), g)
     abs_w, abs_d = _finite((_l1(w), None)), _finite((_l1(delta), None))
     abs_b = None if b is None else _finite((_l1(b), None))
+    done = step or (lambda: None)
     with np.errstate(all="ignore"):
         output = forward(x_pad, w_parts, b_parts, g, scales.output, part, memory)
+        done()
         output_scale = forward(abs_x_pad, abs_w, abs_b, g, abs(scales.output), "float64", memory)
+        done()
         grad_input = input_grad(d_parts, w_parts, g, scales.grad_input, part, memory)
+        done()
         grad_input_scale = input_grad(abs_d, abs_w, g, abs(scales.grad_input), "float64", memory)
+        done()
         bias_factor = None if b is None else scales.grad_bias
         abs_bias_factor = None if b is None else abs(scales.grad_bias)
         grad_weight, grad_bias = weight_grad(
             d_parts, x_pad, g, scales.grad_weight, part, bias_factor, memory
         )
+        done()
         grad_weight_scale, grad_bias_scale = weight_grad(
             abs_d, abs_x_pad, g, abs(scales.grad_weight), "float64", abs_bias_factor, memory
         )
+        done()
     results = {
         "output": (_combine(output, dtype), output_scale[0]),
         "grad_input": (_combine(grad_input, dtype), grad_input_scale[0]),

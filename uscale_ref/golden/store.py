@@ -2,38 +2,63 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TextIO
 
+from .. import __version__
+from ..geometry import conv1d_geometry
 from .errors import GoldenFileError
-from .fixture import FORMAT_VERSION, Fixture, build, read, sha256, to_bytes
+from .fixture import (
+    BUILD_STEPS,
+    FORMAT_VERSION,
+    Fixture,
+    build,
+    read,
+    read_metadata,
+    sha256,
+    spec_from_metadata,
+    to_bytes,
+)
 from .suite import SUITES, CaseSpec, select, suite_specs
 
 MANIFEST = "manifest.json"
+LOCK = ".uscale-ref.lock"
+# The standard suite's manifest takes about 100 kB; 64 MiB lists some 150,000 cases.
+MAX_MANIFEST_BYTES = 64 * 2**20
 
 __all__ = ["MANIFEST", "cases", "default_dir", "generate", "load", "spec_for", "verify"]
 
 
 def default_dir() -> Path:
-    """Where the committed fixtures are looked for.
+    """Where the committed fixtures are looked for, in this order.
 
-    ``$USCALE_REF_GOLDEN_DIR`` if set; else the ``golden/`` folder of the
-    source checkout this package runs from (an editable install); else
-    ``./golden`` when it holds a manifest (a regular install used from the
-    repository's root).
+    1. ``$USCALE_REF_GOLDEN_DIR``, when set and not empty;
+    2. the suite installed with the package (``uscale_ref/golden_data/`` of
+       a wheel or sdist install);
+    3. the ``golden/`` folder of the source checkout this package runs from
+       (an editable install or a checkout on ``sys.path``).
+
+    The current folder is never consulted.
     """
     configured = os.environ.get("USCALE_REF_GOLDEN_DIR")
     if configured:
         return Path(configured)
-    checkout = Path(__file__).resolve().parents[2] / "golden"
-    if (checkout / MANIFEST).is_file():
-        return checkout
-    here = Path.cwd() / "golden"
-    return here if (here / MANIFEST).is_file() else checkout
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "golden_data"
+    if (installed / MANIFEST).is_file():
+        return installed
+    return package.parent / "golden"
 
 
 def spec_for(case_id: str) -> CaseSpec:
@@ -74,62 +99,269 @@ def _manifest_entry(spec: CaseSpec, data: bytes, metadata: dict[str, Any]) -> di
 
 
 def _manifest_text(suite: str, entries: list[dict[str, Any]]) -> str:
-    manifest = {"format_version": FORMAT_VERSION, "suite": suite, "cases": entries}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "generator": f"uscale_ref {__version__}",
+        "suite": suite,
+        "cases": entries,
+    }
     return json.dumps(manifest, sort_keys=True, indent=1) + "\n"
 
 
-def _progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = width * done // total
-    bar = "#" * filled + "." * (width - filled)
-    end = "\n" if done == total else ""
-    if sys.stderr.isatty():
-        print(f"\r[{bar}] {done}/{total} {label:<40}", end=end, file=sys.stderr, flush=True)
-    elif done == total or done % max(1, total // 10) == 0:
-        print(f"[{bar}] {done}/{total}", file=sys.stderr, flush=True)
+def _cost(spec: CaseSpec) -> float:
+    """The work of one case, in multiply-adds of its three sums (for the time estimate)."""
+    geometry = conv1d_geometry(
+        spec.input_shape, spec.weight_shape, **{k: spec.conv_kwargs[k] for k in _GEOMETRY_KEYS}
+    )
+    per_output = spec.in_channels // spec.groups * spec.kernel_size + 1
+    outputs = (spec.batch_size or 1) * spec.out_channels * geometry.out_length
+    return 3.0 * outputs * per_output + 1.0
+
+
+_GEOMETRY_KEYS = ("stride", "padding", "dilation", "groups")
+
+
+class Progress:
+    """A progress bar on stderr with the time left, estimated from the work done so far.
+
+    Called as ``progress(done, total, label)``, where ``done`` and ``total``
+    count work (multiply-adds); on a terminal the bar redraws in place,
+    elsewhere it prints a line at most every ten seconds.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.start = time.monotonic()
+        self.last = -math.inf
+
+    def __call__(self, done: float, total: float, label: str) -> None:
+        stream = self.stream or sys.stderr
+        now = time.monotonic()
+        finished = done >= total
+        tty = stream.isatty()
+        if not finished and now - self.last < (0.2 if tty else 10.0):
+            return
+        self.last = now
+        fraction = min(1.0, done / total) if total > 0 else 1.0
+        elapsed = now - self.start
+        width = 30
+        bar = "#" * int(width * fraction) + "." * (width - int(width * fraction))
+        if finished:
+            tail = f"done in {_duration(elapsed)}"
+        elif fraction > 0 and elapsed > 1.0:
+            tail = f"about {_duration(elapsed * (1 - fraction) / fraction)} left"
+        else:
+            tail = "estimating the time left"
+        line = f"[{bar}] {100 * fraction:3.0f}% {tail:<24} {label}"
+        if tty:
+            print(f"\r{line:<100}", end="\n" if finished else "", file=stream, flush=True)
+        else:
+            print(line, file=stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
 def generate(
     out: Path | str,
-    suite: str = "standard",
+    suite: str | None = None,
     dtypes: Iterable[str] | None = None,
     pattern: str | None = None,
-    progress: Callable[[int, int, str], None] | None = _progress,
+    progress: Callable[[float, float, str], None] | Literal["auto"] | None = "auto",
+    *,
+    specs: Iterable[CaseSpec] | None = None,
 ) -> list[str]:
-    """Write the selected cases and their manifest into ``out``; return the case ids.
+    """Write cases and their manifest into the folder ``out``; return the case ids written.
+
+    Parameters
+    ----------
+    out : path
+        The folder (created if missing).
+    suite : str, optional
+        Without ``specs``: the built-in suite to write, ``"standard"``
+        (default) or ``"large"``. With ``specs``: the name the written suite
+        gets (default ``"custom"``; not a built-in suite's name).
+    dtypes, pattern : optional
+        Only the cases of these dtypes whose id matches this glob.
+    progress : callable, None or ``"auto"``
+        ``progress(done, total, label)`` with the work done so far; ``"auto"``
+        draws a bar with the time left on stderr, None is silent.
+    specs : iterable of CaseSpec, optional
+        Your own cases instead of a built-in suite.
 
     Into a folder that already holds a manifest of the same suite, the new
-    cases are merged: the entries of the cases not selected are kept, so
-    the folder stays a consistent suite. A folder holding another suite's
-    manifest, or a broken one, is refused.
+    cases are merged: the entries of the cases not written are kept. A
+    folder holding another suite's manifest, or a broken one, is refused.
+
+    Every file is written to a temporary name in ``out`` first and moved into
+    place only when all cases are built, under a lock on the folder that
+    merges the manifest as it then stands; so an interrupted or failed run
+    leaves the folder as it was, two runs into one folder both land, and a
+    symbolic link in ``out`` is replaced rather than written through.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> mine = CaseSpec("float32", kernel_size=5, in_channels=8, out_channels=8, padding="same")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     generate(folder, specs=[mine], progress=None)
+    ...     load(mine.id, folder).metadata["suite"]
+    ['f32_c8o8_same_k5']
+    'custom'
     """
     if not str(out):
         raise ValueError("out must name a folder, got an empty path")
     out = Path(out)
-    specs = select(suite_specs(suite), dtypes, pattern)
-    if not specs:
-        raise ValueError(f"no case of suite {suite!r} matches dtype={dtypes!r} filter={pattern!r}")
-    kept: dict[str, dict[str, Any]] = {}
-    if (out / MANIFEST).exists():
-        existing = _read_manifest(out)
-        if existing.get("suite") != suite:
-            raise GoldenFileError(
-                f"{out / MANIFEST}: holds suite {existing.get('suite')!r}, not {suite!r}; "
-                "generate into another folder"
+    if specs is None:
+        name = suite or "standard"
+        chosen = select(suite_specs(name), dtypes, pattern)
+        if not chosen:
+            raise ValueError(
+                f"no case of suite {name!r} matches dtype={dtypes!r} filter={pattern!r}"
             )
-        kept = {entry["id"]: entry for entry in existing["cases"]}
-    out.mkdir(parents=True, exist_ok=True)
-    for done, spec in enumerate(specs, start=1):
-        arrays, metadata = build(spec)
-        data = to_bytes(arrays, metadata)
-        (out / f"{spec.id}.npz").write_bytes(data)
-        kept[spec.id] = _manifest_entry(spec, data, metadata)
-        if progress is not None:
-            progress(done, len(specs), spec.id)
-    order = {spec.id: index for index, spec in enumerate(suite_specs(suite))}
-    entries = sorted(kept.values(), key=lambda entry: order.get(entry["id"], len(order)))
-    (out / MANIFEST).write_text(_manifest_text(suite, entries))
-    return [spec.id for spec in specs]
+    else:
+        name = "custom" if suite is None else suite
+        if name in SUITES or not isinstance(name, str) or not name.strip():
+            raise ValueError(
+                f"suite: your own cases need a name of their own (not one of {sorted(SUITES)}), "
+                f"got {name!r}"
+            )
+        given = list(specs)
+        for spec in given:
+            if not isinstance(spec, CaseSpec):
+                raise TypeError(f"specs must hold CaseSpec objects, got {type(spec).__name__}")
+        chosen = [replace(spec, suite=name) for spec in select(given, dtypes, pattern)]
+        if not chosen:
+            raise ValueError("specs: no case to write")
+    if (out / MANIFEST).exists():
+        _check_suite(out, name)  # refuse early, before any work
+    report = Progress() if progress == "auto" else progress
+    costs = [_cost(spec) for spec in chosen]
+    total, done = sum(costs), 0.0
+    staged: dict[str, tuple[Path, dict[str, Any]]] = {}
+    with _interruptible():
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            for spec, cost in zip(chosen, costs, strict=True):
+
+                def step(spec: CaseSpec = spec, cost: float = cost) -> None:
+                    nonlocal done
+                    done += cost / (BUILD_STEPS + 1)
+                    if report is not None and done < total:  # the end is reported once, below
+                        report(done, total, spec.id)
+
+                arrays, metadata = build(spec, step)
+                data = to_bytes(arrays, metadata)
+                del arrays
+                staged[spec.id] = (_stage(out, data), _manifest_entry(spec, data, metadata))
+                step()
+            with _folder_lock(out):
+                # The manifest as it stands now (another run may have added to it).
+                kept = _check_suite(out, name) if (out / MANIFEST).exists() else {}
+                kept.update({case_id: entry for case_id, (_, entry) in staged.items()})
+                order = {spec.id: index for index, spec in enumerate(_suite_order(name))}
+                entries = sorted(
+                    kept.values(), key=lambda entry: order.get(entry["id"], len(order))
+                )
+                # Every byte is written before anything is moved: what is left can't fail
+                # for a full disk, and no signal stops it halfway.
+                manifest = _stage(out, _manifest_text(name, entries).encode())
+                staged["manifest"] = (manifest, {"file": MANIFEST})
+                with _signals_held():
+                    for temporary, entry in staged.values():
+                        os.replace(temporary, out / entry["file"])
+                    staged.clear()
+        finally:
+            for temporary, _ in staged.values():
+                temporary.unlink(missing_ok=True)
+    if report is not None:
+        report(total, total, f"{len(chosen)} case(s) in {out}")
+    return [spec.id for spec in chosen]
+
+
+def _suite_order(name: str) -> list[CaseSpec]:
+    """A built-in suite's cases in their fixed order; none for your own suites (kept as added)."""
+    return suite_specs(name) if name in SUITES else []
+
+
+def _check_suite(out: Path, name: str) -> dict[str, dict[str, Any]]:
+    """The entries of ``out``'s manifest, which must be of the suite ``name``."""
+    existing = _read_manifest(out)
+    if existing.get("suite") != name:
+        raise GoldenFileError(
+            f"{out / MANIFEST}: holds suite {existing.get('suite')!r}, not {name!r}; "
+            "generate into another folder"
+        )
+    return {entry["id"]: entry for entry in existing["cases"]}
+
+
+def _stage(folder: Path, data: bytes) -> Path:
+    """``data`` written and flushed to a new temporary file in ``folder``; its path."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".uscale-ref-", suffix=".tmp")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(path, 0o644)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (POSIX ``flock`` on a hidden lock file) while it is held."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: writes are still atomic per file
+        yield
+        return
+    with open(folder / LOCK, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so the same clean-up runs as for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM raises :class:`Interrupted` (in the main thread) while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Interrupted("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block (the short commit of a run) is over."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
@@ -138,10 +370,20 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     try:
         if path.exists() and not path.is_file():
             raise GoldenFileError(f"{path}: not a regular file")
-        manifest = json.loads(path.read_text())
+        with open(path, "rb") as stream:
+            # Sized first: read(n) would reserve n bytes whatever the file holds.
+            size = os.fstat(stream.fileno()).st_size
+            data = stream.read(size + 1) if size <= MAX_MANIFEST_BYTES else b""
+        if size > MAX_MANIFEST_BYTES or len(data) > MAX_MANIFEST_BYTES:
+            raise GoldenFileError(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes; refused")
+        manifest = json.loads(data.decode())
     except FileNotFoundError:
-        raise GoldenFileError(f"{path}: no manifest (run 'uscale-ref golden generate')") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        if not directory.is_dir():
+            raise GoldenFileError(f"{directory}: not a directory") from None
+        raise GoldenFileError(
+            f"{path}: no manifest (write one with 'uscale-ref golden generate --out {directory}')"
+        ) from None
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as error:
         raise GoldenFileError(f"{path}: unreadable manifest ({error})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
         raise GoldenFileError(f"{path}: manifest has no 'cases' list")
@@ -203,7 +445,33 @@ def load(case_id: str, golden_dir: Path | str | None = None) -> Fixture:
     data = _read_listed(path)
     if sha256(data) != entries[case_id]["sha256"]:
         raise GoldenFileError(f"{path}: sha256 differs from the manifest (modified or corrupt)")
-    return read(path)
+    fixture = read(path)
+    if fixture.id != case_id:
+        raise GoldenFileError(
+            f"{path}: holds case {fixture.id!r}, but the manifest lists it as {case_id!r}"
+        )
+    return fixture
+
+
+def _spec_of(path: Path, case_id: str, suite: str) -> CaseSpec:
+    """The spec a listed fixture must regenerate from.
+
+    A built-in suite's case comes from the suite's table (the bytes then
+    show whether the file agrees); your own cases come from their
+    metadata, whose id must be the one listed.
+    """
+    if suite in SUITES:
+        return spec_for(case_id)
+    metadata = read_metadata(path)
+    spec = spec_from_metadata(metadata, str(path))
+    if spec.id != case_id or metadata.get("id") != case_id:
+        raise GoldenFileError(
+            f"{path}: holds case {metadata.get('id')!r} (by its metadata {spec.id!r}), "
+            f"listed as {case_id!r}"
+        )
+    if spec.suite != suite:
+        raise GoldenFileError(f"{path}: of suite {spec.suite!r}, the manifest's is {suite!r}")
+    return spec
 
 
 def verify(golden_dir: Path | str | None = None) -> list[str]:
@@ -228,9 +496,9 @@ def verify(golden_dir: Path | str | None = None) -> list[str]:
         if sha256(data) != entry.get("sha256"):
             problems.append(f"{path}: sha256 differs from the manifest")
         try:
-            spec = spec_for(str(case_id))
-        except ValueError as error:
-            problems.append(f"{path}: {error}")
+            spec = _spec_of(path, str(case_id), str(manifest.get("suite")))
+        except (ValueError, GoldenFileError) as error:
+            problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")
             continue
         arrays, metadata = build(spec)
         fresh = to_bytes(arrays, metadata)
@@ -241,6 +509,6 @@ def verify(golden_dir: Path | str | None = None) -> list[str]:
         problems.append(f"{directory / extra}: not listed in the manifest")
     if not problems:
         expected = _manifest_text(str(manifest.get("suite")), entries)
-        if (directory / MANIFEST).read_text() != expected:
+        if (directory / MANIFEST).read_bytes() != expected.encode():
             problems.append(f"{directory / MANIFEST}: differs from the regenerated manifest")
     return problems

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..scales import conv1d_scales
+
 DTYPE_TOKENS = {
     "float16": "f16",
     "float32": "f32",
@@ -52,7 +54,45 @@ DEFAULT_SHAPE = {"N": 2, "C": 4, "O": 6, "L": 16}
 
 @dataclass(frozen=True)
 class CaseSpec:
-    """Everything that defines one golden case."""
+    """Everything that defines one golden case: dtype, sizes and conv1d's arguments.
+
+    The inputs are drawn from the case's id (a hash of it seeds each array),
+    so a spec alone determines every byte of its fixture. Construction
+    checks the spec as :func:`uscale_ref.conv1d` would check the arguments.
+
+    Parameters
+    ----------
+    dtype : str
+        ``float16``, ``float32``, ``float64``, ``complex64``, ``complex128``,
+        ``bfloat16`` or ``complex32``.
+    kernel_size : int
+        ``K``.
+    batch_size : int or None
+        ``N``; None for unbatched input ``(C, L)``.
+    in_channels, out_channels, length : int
+        ``C``, ``O`` (C_out) and ``L``.
+    stride, padding, dilation, groups, constraint, scale_power
+        As for :func:`uscale_ref.conv1d`.
+    bias : bool
+        Whether the case has a bias.
+    fp8 : bool
+        A float32 case whose inputs are FP8 values (E4M3 input and weight,
+        E5M2 grad_output).
+    suite : str
+        The name of the suite the case is written into (part of the
+        fixture's metadata, not of its id).
+
+    Examples
+    --------
+    >>> spec = CaseSpec("float32", kernel_size=9, batch_size=8, in_channels=256,
+    ...                 out_channels=256, length=4096, padding="same")
+    >>> spec.id
+    'f32_n8c256o256l4096_same_k9'
+    >>> CaseSpec("float32", kernel_size=3, in_channels=6, groups=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: groups=4 must divide the input channels C=6
+    """
 
     dtype: str
     kernel_size: int
@@ -68,7 +108,38 @@ class CaseSpec:
     constraint: str | None = "to_output_scale"
     scale_power: tuple[float, float, float] = (0.5, 0.5, 0.5)
     fp8: bool = False  # float32 case whose inputs are FP8 values (FP8_FORMATS)
-    suite: str = field(default="standard", compare=False)
+    suite: str = field(default="custom", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        sizes = {
+            "kernel_size": self.kernel_size,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "length": self.length,
+        }
+        if self.batch_size is not None:
+            sizes["batch_size"] = self.batch_size
+        for name, value in sizes.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+        for name in ("bias", "fp8"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.fp8 and self.dtype != "float32":
+            raise ValueError(f"fp8 cases are float32 cases, got dtype {self.dtype!r}")
+        if not isinstance(self.suite, str) or not self.suite:
+            raise ValueError(f"suite must be a non-empty name, got {self.suite!r}")
+        if self.scale_power is not None and not isinstance(self.scale_power, (str, bytes)):
+            # One hashable form, so equal specs compare and hash equal.
+            try:
+                power = tuple(float(p) for p in self.scale_power)
+            except (TypeError, ValueError):
+                power = self.scale_power
+            object.__setattr__(self, "scale_power", power)
+        # conv1d's own checks: every argument named in the message.
+        conv1d_scales(self.input_shape, self.weight_shape, **self.conv_kwargs)
 
     @property
     def storage_dtype(self) -> str:
@@ -99,7 +170,8 @@ class CaseSpec:
 
     @property
     def weight_shape(self) -> tuple[int, int, int]:
-        return (self.out_channels, self.in_channels // self.groups, self.kernel_size)
+        groups = self.groups if isinstance(self.groups, int) and self.groups >= 1 else 1
+        return (self.out_channels, self.in_channels // groups, self.kernel_size)
 
     @property
     def id(self) -> str:
