@@ -1,15 +1,19 @@
 """Naming the likely mistake behind a failing result: the classic errors of a conv1d kernel.
 
-Each mistake is a function of a golden case that returns the results a kernel
-making that mistake would give (computed with uscale_ref in float64 or
-complex128 on the case's inputs). A failure is *explained* by a mistake when
-every failing array the mistake produces matches the wrong result within the
-case's tolerance (a little wider: the kernel's own rounding comes on top).
+Each mistake is a function of a golden case and its inputs that returns the
+results a kernel making that mistake would give (computed with uscale_ref in
+float64 or complex128). A failure is *explained* by a mistake when, for every
+failing array the mistake produces, the mistake's result is itself wrong (it
+fails the case's tolerance) and the kernel's result matches it within that
+tolerance (a little wider: the kernel's own rounding comes on top), measured
+against the wrong sum's own magnitude: the same mistake run on the inputs'
+absolute values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,14 +28,38 @@ from ..golden.fixture import unit_roundoff
 __all__ = ["MISTAKES", "diagnose"]
 
 Results = dict[str, npt.NDArray[Any]]
-Mistake = Callable[[Fixture], Results]
+Mistake = Callable[[Fixture, "Inputs"], Results]
 NO_CAUSE = "no single known mistake explains this"
 
 
-def _inputs(case: Fixture) -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class Inputs:
+    """A case's inputs, widened; ``magnitude``: their absolute values (``|re| + |im|``)."""
+
+    x: Any
+    w: Any
+    b: Any
+    g: Any
+    magnitude: bool = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.x, self.w, self.b, self.g))
+
+
+def _inputs(case: Fixture, magnitude: bool = False) -> Inputs:
     wide = np.complex128 if case.storage_dtype.startswith("complex") else np.float64
     x, w, b, g = (case.inputs[n] for n in ("input", "weight", "bias", "grad_output"))
-    return tuple(None if a is None else a.astype(wide) for a in (x, w, b, g))
+
+    def widen(a: Any) -> Any:
+        return None if a is None else _l1(a) if magnitude else a.astype(wide)
+
+    return Inputs(widen(x), widen(w), widen(b), widen(g), magnitude=magnitude)
+
+
+def _l1(a: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    if np.iscomplexobj(a):
+        return np.abs(a.real.astype(np.float64)) + np.abs(a.imag.astype(np.float64))
+    return np.abs(a.astype(np.float64))
 
 
 def _run(case: Fixture, x: Any, w: Any, b: Any, g: Any, **changes: Any) -> Results:
@@ -51,11 +79,11 @@ def _geometry_of(case: Fixture) -> Any:
     return conv1d_geometry(*_shapes(case), **shape)
 
 
-def padding_on_the_wrong_side(case: Fixture) -> Results:
+def padding_on_the_wrong_side(case: Fixture, inputs: Inputs) -> Results:
     geometry = _geometry_of(case)
     if geometry.pad_left == geometry.pad_right:
         return {}
-    x, w, b, g = _inputs(case)
+    x, w, b, g = inputs
     widths = [(0, 0)] * (x.ndim - 1) + [(geometry.pad_right, geometry.pad_left)]
     wrong = _run(case, np.pad(x, widths), w, b, g, padding=0)
     start = geometry.pad_right
@@ -63,29 +91,29 @@ def padding_on_the_wrong_side(case: Fixture) -> Results:
     return wrong
 
 
-def missing_conjugate_in_dgrad(case: Fixture) -> Results:
-    x, w, b, g = _inputs(case)
+def missing_conjugate_in_dgrad(case: Fixture, inputs: Inputs) -> Results:
+    x, w, b, g = inputs
     if not np.iscomplexobj(w):
         return {}
     return {"grad_input": _run(case, x, np.conj(w), b, g)["grad_input"]}
 
 
-def missing_conjugate_in_wgrad(case: Fixture) -> Results:
-    x, w, b, g = _inputs(case)
+def missing_conjugate_in_wgrad(case: Fixture, inputs: Inputs) -> Results:
+    x, w, b, g = inputs
     if not np.iscomplexobj(x):
         return {}
     return {"grad_weight": _run(case, np.conj(x), w, b, g)["grad_weight"]}
 
 
-def conjugate_in_the_forward(case: Fixture) -> Results:
-    x, w, b, g = _inputs(case)
+def conjugate_in_the_forward(case: Fixture, inputs: Inputs) -> Results:
+    x, w, b, g = inputs
     if not np.iscomplexobj(w):
         return {}
     return {"output": _run(case, x, np.conj(w), b, g)["output"]}
 
 
-def flipped_kernel(case: Fixture) -> Results:
-    x, w, b, g = _inputs(case)
+def flipped_kernel(case: Fixture, inputs: Inputs) -> Results:
+    x, w, b, g = inputs
     if w.shape[-1] == 1:
         return {}
     wrong = _run(case, x, np.flip(w, axis=-1).copy(), b, g)
@@ -93,16 +121,16 @@ def flipped_kernel(case: Fixture) -> Results:
     return wrong
 
 
-def bias_after_the_scale(case: Fixture) -> Results:
-    x, w, b, g = _inputs(case)
+def bias_after_the_scale(case: Fixture, inputs: Inputs) -> Results:
+    x, w, b, g = inputs
     scale = conv1d_scales(x.shape, w.shape, **case.kwargs).output
     if b is None or scale == 1.0:
         return {}
     return {"output": _run(case, x, w, None, g)["output"] + b[:, None]}
 
 
-def group_channel_order(case: Fixture) -> Results:
-    x, w, b, g = _inputs(case)
+def group_channel_order(case: Fixture, inputs: Inputs) -> Results:
+    x, w, b, g = inputs
     groups = case.kwargs["groups"]
     channels = x.shape[-2]
     per_group = channels // groups
@@ -116,13 +144,13 @@ def group_channel_order(case: Fixture) -> Results:
     return wrong
 
 
-def stride_and_dilation_swapped_in_wgrad(case: Fixture) -> Results:
+def stride_and_dilation_swapped_in_wgrad(case: Fixture, inputs: Inputs) -> Results:
     """grad_w[o, i, k] read from x_pad[l d + k s] instead of x_pad[l s + k d]."""
     geometry = _geometry_of(case)
     stride, dilation, groups = geometry.stride, geometry.dilation, geometry.groups
     if stride == dilation:
         return {}
-    x, w, _, g = _inputs(case)
+    x, w, _, g = inputs
     x, g = (a if geometry.batched else a[None] for a in (x, g))
     out_length, kernel = g.shape[-1], w.shape[-1]
     reach = (out_length - 1) * dilation + (kernel - 1) * stride + 1
@@ -140,14 +168,29 @@ def stride_and_dilation_swapped_in_wgrad(case: Fixture) -> Results:
             grad[group * out_per_group : (group + 1) * out_per_group, :, k] = np.einsum(
                 "nol,ncl->oc", rows, taps
             )
-    return {"grad_weight": grad * conv1d_scales(*_shapes(case), **case.kwargs).grad_weight}
+    scale = conv1d_scales(*_shapes(case), **case.kwargs).grad_weight
+    return {"grad_weight": grad * (abs(scale) if inputs.magnitude else scale)}
+
+
+def output_channel_order(case: Fixture, inputs: Inputs) -> Results:
+    """Output channels interleaved across groups: o = i G + g instead of g O_g + i."""
+    groups, out_channels = case.kwargs["groups"], case.arrays["weight"].shape[0]
+    per_group = out_channels // groups
+    if groups == 1 or per_group == 1:
+        return {}
+    # The kernel writes the true channel source[j] at j, and reads grad_output likewise.
+    source = np.array([g * per_group + i for i in range(per_group) for g in range(groups)])
+    x, w, b, g = inputs
+    wrong = _run(case, x, w, b, g[..., np.argsort(source), :])
+    wrong["output"] = wrong["output"][..., source, :]
+    return wrong
 
 
 def _constraint(other: str | None) -> Mistake:
-    def mistake(case: Fixture) -> Results:
+    def mistake(case: Fixture, inputs: Inputs) -> Results:
         if (case.kwargs["constraint"] or None) == other:
             return {}
-        x, w, b, g = _inputs(case)
+        x, w, b, g = inputs
         wrong = _run(case, x, w, b, g, constraint=other)
         return {k: wrong[k] for k in ("output", "grad_input")}
 
@@ -157,10 +200,12 @@ def _constraint(other: str | None) -> Mistake:
 def _scale(name: str, power: int) -> Mistake:
     field = {"output": "output", "grad_input": "grad_input"}.get(name, "grad_weight")
 
-    def mistake(case: Fixture) -> Results:
+    def mistake(case: Fixture, inputs: Inputs) -> Results:
         scale = getattr(conv1d_scales(*_shapes(case), **case.kwargs), field)
         if name not in case.expected or scale == 1.0:
             return {}
+        if inputs.magnitude:
+            return {name: case.error_scale(name) * abs(scale) ** power}
         wide = np.complex128 if case.storage_dtype.startswith("complex") else np.float64
         return {name: case.expected[name].astype(wide) * scale**power}
 
@@ -168,8 +213,8 @@ def _scale(name: str, power: int) -> Mistake:
 
 
 def _shifted(direction: int) -> Mistake:
-    def mistake(case: Fixture) -> Results:
-        expected = case.expected["output"]
+    def mistake(case: Fixture, inputs: Inputs) -> Results:
+        expected = case.error_scale("output") if inputs.magnitude else case.expected["output"]
         if expected.shape[-1] < 2:
             return {}
         return {"output": np.roll(expected, direction, axis=-1)}
@@ -190,6 +235,8 @@ MISTAKES: list[tuple[str, Mistake, int]] = [
     ("groups' channel order: each group must take a contiguous block of channels",
      group_channel_order, 0),
     ("stride and dilation roles not swapped in wgrad", stride_and_dilation_swapped_in_wgrad, 0),
+    ("output channels interleaved across groups: group g must write outputs g O_g ... "
+     "g O_g + O_g - 1", output_channel_order, 0),
     *((f"a different constraint: {other!r} instead of the one asked for", _constraint(other), 0)
       for other in CONSTRAINT_NAMES if other != ""),
     *((f"the {name} scale {'missing' if p == -1 else 'applied twice'}", _scale(name, p), 0)
@@ -199,20 +246,19 @@ MISTAKES: list[tuple[str, Mistake, int]] = [
 ]  # fmt: skip
 
 
-def _matches(
-    case: Fixture, name: str, actual: Any, wrong: Any, precision: str, roll: int = 0
+def _within(
+    case: Fixture, name: str, a: Any, b: Any, magnitude: Any, precision: str, roll: int
 ) -> bool:
-    """Whether ``actual`` equals ``wrong`` within (twice) the case's tolerance.
+    """Whether ``a`` equals ``b`` within (twice) the case's tolerance, in units of ``magnitude``.
 
     ``roll``: compare a shifted result without the element rolled in at the edge.
     """
     trim = slice(1, None) if roll > 0 else slice(None, -1) if roll < 0 else slice(None)
-    scale = np.roll(case.error_scale(name), roll, axis=-1) if roll else case.error_scale(name)
-    actual, wrong, scale = np.asarray(actual)[..., trim], wrong[..., trim], scale[..., trim]
-    wide = np.complex128 if np.iscomplexobj(wrong) else np.float64
-    error = np.abs(actual.astype(wide) - wrong)
-    allowed = (2 * allowed_units(case, name, precision) + 4) * unit_roundoff(case.dtype) * scale
-    return bool(np.all((error <= allowed) | (error == 0)))
+    a, b, magnitude = np.asarray(a)[..., trim], np.asarray(b)[..., trim], magnitude[..., trim]
+    wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(b) else np.float64
+    error = np.abs(a.astype(wide) - b.astype(wide))
+    allowed = (2 * allowed_units(case, name, precision) + 4) * unit_roundoff(case.dtype)
+    return bool(np.all((error <= allowed * magnitude) | (error == 0)))
 
 
 def diagnose(
@@ -221,16 +267,41 @@ def diagnose(
     """The likely cause of the ``failing`` arrays of ``results``, or :data:`NO_CAUSE`.
 
     Mistakes are tried in the order of :data:`MISTAKES`; the first whose wrong
-    results match every failing array it produces is named.
+    results differ from the expected ones and match every failing array it
+    produces is named.
     """
-    for description, mistake, roll in MISTAKES:
-        try:
-            wrong = mistake(case)
-        except (ValueError, TypeError):  # the mistake cannot happen for this case
-            continue
-        covered = [name for name in failing if name in wrong]
-        if covered and all(
-            _matches(case, name, results[name], wrong[name], precision, roll) for name in covered
-        ):
-            return description
+    with np.errstate(all="ignore"):
+        for description, mistake, roll in MISTAKES:
+            if _explains(case, mistake, roll, results, failing, precision):
+                return description
     return NO_CAUSE
+
+
+def _explains(
+    case: Fixture,
+    mistake: Mistake,
+    roll: int,
+    results: dict[str, Any],
+    failing: list[str],
+    precision: str,
+) -> bool:
+    try:
+        wrong = mistake(case, _inputs(case))
+        magnitudes = mistake(case, _inputs(case, magnitude=True))
+    except (ValueError, TypeError):  # the mistake cannot happen for this case
+        return False
+    covered = [name for name in failing if name in wrong and name in results]
+    if not covered:
+        return False
+    for name in covered:
+        scale = case.error_scale(name)
+        if roll:
+            scale = np.roll(scale, roll, axis=-1)
+        if name in magnitudes:
+            scale = np.maximum(scale, np.abs(magnitudes[name]))
+        expected = case.expected[name]
+        if _within(case, name, wrong[name], expected, case.error_scale(name), precision, 0):
+            return False  # the mistake changes nothing here: it cannot be what went wrong
+        if not _within(case, name, results[name], wrong[name], scale, precision, roll):
+            return False
+    return True

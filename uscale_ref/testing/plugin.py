@@ -40,22 +40,36 @@ class GoldenCase:
 
     @property
     def inputs(self) -> dict[str, Any]:
-        return dict(self.fixture.inputs)
+        """``input``, ``weight``, ``bias`` (None without bias), ``grad_output``: fresh copies
+        on every access, so a test that changes them changes nothing for the next."""
+        return {k: None if v is None else v.copy() for k, v in self.fixture.inputs.items()}
 
     @property
     def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of upstream's signature (stride, padding, ...)."""
         return dict(self.fixture.kwargs)
 
     @property
     def dtype(self) -> str:
+        """The case's dtype name."""
         return str(self.fixture.dtype)
 
     def check(self, precision: str = "exact", **results: Any) -> None:
-        """Assert ``output=``, ``grad_input=``, ... match; a failure names its likely cause."""
+        """Assert ``output=``, ``grad_input=``, ... match; a failure names its likely cause.
+
+        Raises
+        ------
+        TypeError
+            When no result is given (nothing would be checked).
+        """
         from uscale_ref import golden
         from uscale_ref.testing import diagnose, to_numpy
 
         given = {k: to_numpy(v) for k, v in results.items() if v is not None}
+        if not given:
+            raise TypeError(
+                "check needs at least one result: output=, grad_input=, grad_weight= or grad_bias="
+            )
         failing = [r for r in golden.compare(self.fixture, precision, **given) if not r.passed]
         if failing:
             lines = [r.describe(self.id) for r in failing]
@@ -86,12 +100,21 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "golden_case" not in metafunc.fixturenames:
         return
+    from uscale_ref.testing.drawing import dtype_list
     from uscale_ref.testing.runner import NUMPY_DTYPES, _case_ids
 
     marker = metafunc.definition.get_closest_marker("uscale_ref_golden")
     options = dict(marker.kwargs) if marker else {}
-    dtype = options.get("dtype", NUMPY_DTYPES)
-    dtypes = [dtype] if isinstance(dtype, str) else list(dtype)
+    unknown = set(options) - {"dtype", "filter"}
+    if unknown:
+        raise pytest.UsageError(
+            f"uscale_ref_golden marker: unknown argument(s) {sorted(unknown)}; "
+            "it takes dtype= and filter="
+        )
+    try:
+        dtypes = dtype_list(options.get("dtype"), NUMPY_DTYPES)
+    except ValueError as error:
+        raise pytest.UsageError(f"uscale_ref_golden marker: {error}") from None
     directory = metafunc.config.getoption("--uscale-ref-golden")
     ids = _case_ids(directory, dtypes, options.get("filter"))
     metafunc.parametrize("golden_case", [GoldenCase(i, directory) for i in ids], ids=ids)

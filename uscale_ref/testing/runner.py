@@ -2,43 +2,82 @@
 
 from __future__ import annotations
 
+import fnmatch
+import numbers
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import golden
 from ..golden import Fixture
+from ..golden.compare import PRECISIONS, ArrayReport
 from ..golden.fixture import build
+from ..golden.store import _read_manifest
 from ..golden.suite import FULL_DTYPES, CaseSpec
 from .diagnosis import NO_CAUSE, diagnose
+from .drawing import SIZES, _options, draw_specs, dtype_list
 
 __all__ = ["ConformanceReport", "assert_conv1d", "to_numpy"]
 
 NUMPY_DTYPES = FULL_DTYPES  # the dtypes NumPy has: every golden geometry comes in them
+_TF32_DTYPES = ("float32", "complex64")
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """A NumPy array from a torch, CuPy, JAX or NumPy array (bfloat16/complex32 widened)."""
-    if hasattr(value, "detach"):  # torch
-        value = value.detach()
-        name = str(value.dtype)
-        if name == "torch.bfloat16":
-            value = value.float()
-        elif name == "torch.complex32":
-            import torch
+    """A NumPy array from a torch, CuPy, JAX, array-api-strict or NumPy array.
 
+    bfloat16 becomes float32 and complex32 complex64 (exactly); a torch
+    tensor's lazy conjugate or negation is applied; an array on another
+    device is copied to the host.
+    """
+    if hasattr(value, "detach") and type(value).__module__.startswith("torch"):
+        import torch
+
+        value = value.detach()
+        if value.dtype == torch.bfloat16:
+            value = value.float()
+        elif value.dtype == torch.complex32:
             value = value.to(torch.complex64)
-        value = value.resolve_conj().cpu()
+        value = value.resolve_conj().resolve_neg().cpu()
         return np.asarray(value.numpy())
-    if hasattr(value, "get") and type(value).__module__.startswith("cupy"):
+    module = type(value).__module__
+    if module.startswith("cupy") and hasattr(value, "get"):
         return np.asarray(value.get())
+    if module.startswith("array_api_strict") and hasattr(value, "to_device"):
+        import array_api_strict
+
+        value = value.to_device(array_api_strict.Device("CPU_DEVICE"))
     array = np.asarray(value)
     if array.dtype.name == "bfloat16":
         return array.astype(np.float32)
     return array
+
+
+def dtype_name(value: Any) -> str:
+    """The name of an array's dtype in any library: ``"float32"``, ``"bfloat16"``, ..."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return type(value).__name__
+    text = str(dtype)
+    if text.startswith("torch."):
+        return text.removeprefix("torch.")
+    name = getattr(dtype, "name", None)
+    if isinstance(name, str):
+        return name
+    return text.rsplit(".", 1)[-1]
+
+
+def _message(error: BaseException) -> str:
+    """``Type: message`` even when the exception's own ``__str__`` fails."""
+    try:
+        text = str(error)
+    except Exception:  # a kernel's exception may be broken too
+        text = "<its message could not be printed>"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 @dataclass
@@ -50,8 +89,7 @@ class ConformanceReport:
     causes: list[str] = field(default_factory=list)
     cases: int = 0
 
-    def add(self, case: Fixture, reports: Sequence[Any]) -> None:
-        self.cases += 1
+    def add(self, case: Fixture, reports: Sequence[ArrayReport]) -> None:
         for report in reports:
             self.units.setdefault((case.dtype, report.name), []).append(report.max_units)
 
@@ -65,28 +103,54 @@ class ConformanceReport:
         return "\n".join(lines)
 
 
+class _Wrong(Exception):
+    """A result of the wrong kind (None, wrong shape or dtype, missing): the kernel's fault."""
+
+
+_GRADS = ("grad_input", "grad_weight", "grad_bias")
+
+
 def _call(
     case: Fixture,
     forward: Callable[..., Any],
     backward: Callable[..., Any] | None,
     to_array: Callable[[np.ndarray, str], Any],
 ) -> dict[str, Any]:
-    inputs = {k: None if v is None else to_array(v, case.dtype) for k, v in case.inputs.items()}
+    """The kernel's results for ``case``, as given (not converted)."""
+    # Copies: a kernel that writes into its inputs must not change the case.
+    inputs = {
+        k: None if v is None else to_array(np.array(v, copy=True), case.dtype)
+        for k, v in case.inputs.items()
+    }
     kwargs = case.kwargs
     results = {"output": forward(inputs["input"], inputs["weight"], inputs["bias"], **kwargs)}
     if backward is not None:
         grads = backward(inputs["grad_output"], inputs["input"], inputs["weight"], inputs["bias"],
                          **kwargs)  # fmt: skip
-        results.update(zip(("grad_input", "grad_weight", "grad_bias"), grads, strict=False))
-    storage = np.dtype(case.storage_dtype)
+        if isinstance(grads, (str, bytes)) or not isinstance(grads, Sequence) or len(grads) != 3:
+            kind = "None" if grads is None else f"{type(grads).__name__}"
+            if isinstance(grads, Sequence):
+                kind += f" of length {len(grads)}"
+            raise _Wrong(f"backward returned {kind}; expected (grad_input, grad_weight, grad_bias)")
+        results.update(zip(_GRADS, grads, strict=True))
+    return results
+
+
+def _converted(case: Fixture, results: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The results as NumPy arrays after checking that each is there, of the case's dtype."""
     converted = {}
     for name, value in results.items():
-        if value is None or name not in case.expected:
-            continue
+        if name not in case.expected:
+            continue  # grad_bias of a case without bias: anything (None, as autograd) goes
+        if value is None:
+            raise _Wrong(f"{name} is None; expected an array of dtype {case.dtype}")
+        given = dtype_name(value)
+        if given != case.dtype:
+            raise _Wrong(f"{name} has dtype {given}, expected {case.dtype}")
         array = to_numpy(value)
-        if case.dtype in ("bfloat16", "complex32"):
-            array = array.astype(storage)
-        converted[name] = array
+        if array.shape != case.expected[name].shape:
+            raise _Wrong(f"{name} has shape {array.shape}, expected {case.expected[name].shape}")
+        converted[name] = array.astype(case.storage_dtype)
     return converted
 
 
@@ -99,11 +163,20 @@ def _check(
     report: ConformanceReport,
 ) -> str | None:
     """One case: None when it passes, else a readable failure with its likely cause."""
+    report.cases += 1
+    precision = precision if case.dtype in _TF32_DTYPES else "exact"
     try:
-        results = _call(case, forward, backward, to_array)
-        reports = golden.compare(case, precision, **results)
+        raw = _call(case, forward, backward, to_array)
+    except _Wrong as wrong:
+        return f"{case.id}: {wrong}"
     except Exception as error:  # the kernel's own failure is a finding, not a crash of ours
-        return f"{case.id}: the kernel raised {type(error).__name__}: {error}"
+        return f"{case.id}: the kernel raised {_message(error)}"
+    try:
+        results = _converted(case, raw)
+    except _Wrong as wrong:
+        return f"{case.id}: {wrong}"
+    with np.errstate(all="ignore"):
+        reports = golden.compare(case, precision, **results)
     report.add(case, reports)
     failing = [r for r in reports if not r.passed]
     if not failing:
@@ -116,21 +189,35 @@ def _check(
 
 
 def _default_to_array(array: np.ndarray, dtype: str) -> Any:
+    if dtype == "bfloat16":
+        import ml_dtypes  # checked by assert_conv1d before any case runs
+
+        return array.astype(ml_dtypes.bfloat16)
     return array
+
+
+def _counts(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def assert_conv1d(
     forward: Callable[..., Any],
     backward: Callable[..., Any] | None = None,
     *,
-    dtypes: Iterable[str] | None = None,
+    dtypes: str | Iterable[str] | None = None,
     filter: str | None = None,
-    golden_dir: str | None = None,
+    golden_dir: str | Path | None = None,
     precision: str = "exact",
     to_array: Callable[[np.ndarray, str], Any] | None = None,
     drawn: int = 20,
     seed: int = 0,
     cases: Iterable[CaseSpec | str] | None = None,
+    constraints: Iterable[str | None] | None = None,
+    scale_powers: Iterable[Sequence[float]] | None = None,
+    select: Callable[[CaseSpec], bool] | None = None,
+    sizes: str = "small",
 ) -> ConformanceReport:
     """Hold a conv1d implementation to uscale_ref: every golden case, then drawn problems.
 
@@ -141,30 +228,49 @@ def assert_conv1d(
         constraint=, scale_power=)``: upstream's signature.
     backward : callable, optional
         ``backward(grad_output, input, weight, bias, **same keywords)`` returning
-        ``(grad_input, grad_weight, grad_bias)``, as :func:`uscale_ref.conv1d_backward`.
-    dtypes : iterable of str, optional
+        ``(grad_input, grad_weight, grad_bias)``, as :func:`uscale_ref.conv1d_backward`
+        (``grad_bias`` may be None when the case has no bias).
+    dtypes : str or iterable of str, optional
         Only cases of these dtypes (default: float16, float32, float64,
-        complex64, complex128; ``"bfloat16"`` and ``"complex32"`` on request).
+        complex64, complex128; ``"bfloat16"`` and ``"complex32"`` on request:
+        bfloat16 with the default ``to_array`` needs ``ml_dtypes``, complex32
+        needs a ``to_array`` of a library that has it, such as torch).
     filter : str, optional
-        A glob on case ids, e.g. ``"*_same_*"``.
-    golden_dir : str, optional
-        Another folder of golden cases.
+        A glob on the golden case ids, e.g. ``"*_same_*"``.
+    golden_dir : str or path, optional
+        Another folder of golden cases (for example your own, written by
+        ``uscale-ref golden generate --case ...``).
     precision : ``"exact"`` or ``"tf32"``
-        See :func:`uscale_ref.golden.allowed_units`.
+        ``"tf32"`` widens the tolerance of the float32 and complex64 cases by
+        what TF32 multiplicands can cost (:func:`uscale_ref.golden.allowed_units`);
+        the other dtypes keep their own.
     to_array : callable, optional
         ``to_array(numpy_array, dtype_name)`` gives the kernel its arrays in
         its own library and device (e.g. ``lambda a, d: torch.tensor(a,
         device="cuda")``); results come back through :func:`to_numpy`.
+        bfloat16 and complex32 inputs arrive as float32 and complex64 arrays
+        holding representable values: convert them to your library's dtype.
     drawn : int
-        How many random problems (Hypothesis-drawn when Hypothesis is
-        installed) to run after the golden cases; 0 for none.
+        How many random problems to run after the golden cases; 0 for none.
     seed : int
         Makes the drawn problems reproducible.
     cases : iterable of CaseSpec or str, optional
         Run these instead of the golden suite: a :class:`~uscale_ref.golden.CaseSpec`
         (your own shape and arguments; its exact expected values are computed
-        here, in memory) or a case id of ``golden_dir``. ``dtypes`` and
-        ``filter`` then apply to the drawn problems only.
+        here, in memory) or a case id of ``golden_dir``. ``dtypes``,
+        ``constraints``, ``scale_powers`` and ``select`` still apply.
+    constraints : iterable of str or None, optional
+        Only cases (golden and drawn) with one of these constraints, e.g.
+        ``["to_output_scale"]`` for a kernel that implements only the default.
+    scale_powers : iterable of three numbers, optional
+        Only cases with one of these ``scale_power`` values.
+    select : callable, optional
+        ``select(spec) -> bool`` on each case's :class:`~uscale_ref.golden.CaseSpec`:
+        any other restriction (e.g. ``lambda s: s.groups == 1``).
+    sizes : ``"small"`` or ``"large"``
+        The drawn problems' sizes: ``"large"`` crosses the tiles of real
+        kernels (channels to a few hundred, lengths to thousands, kernels to
+        31; about a second each to compute).
 
     Returns
     -------
@@ -176,37 +282,100 @@ def assert_conv1d(
     ------
     AssertionError
         Listing every failing case, the worst element of each failing array,
-        and a line ``likely cause: ...`` naming the classic mistake that
-        explains it (or "no single known mistake explains this").
+        how many elements fail and where, and a line ``likely cause: ...``
+        naming the classic mistake that explains it (or "no single known
+        mistake explains this").
+    TypeError, ValueError
+        For arguments of the call itself (an unknown dtype or precision, a
+        filter that leaves nothing to check, ...), before any case runs.
     """
-    wanted = tuple(dtypes) if dtypes is not None else NUMPY_DTYPES
+    if not callable(forward):
+        raise TypeError(f"forward must be callable, got {type(forward).__name__}")
+    if backward is not None and not callable(backward):
+        raise TypeError(f"backward must be callable or None, got {type(backward).__name__}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if sizes not in SIZES:
+        raise ValueError(f"sizes must be one of {SIZES}, got {sizes!r}")
+    drawn, seed = _counts(drawn, "drawn"), _counts(seed, "seed")
+    wanted = dtype_list(dtypes, NUMPY_DTYPES)
+    _check_conversions(wanted, to_array)
+    if constraints is not None:
+        constraints = list(constraints)
+    if scale_powers is not None:
+        scale_powers = list(scale_powers)
+    chosen_constraints, powers = _options(constraints, scale_powers)
+
+    def keep(spec: CaseSpec) -> bool:
+        return (
+            spec.dtype in wanted
+            and (constraints is None or (spec.constraint or None) in chosen_constraints)
+            and (scale_powers is None or tuple(spec.scale_power) in powers)
+            and (select is None or bool(select(spec)))
+        )
+
+    chosen = (
+        _golden_cases(golden_dir, filter, keep)
+        if cases is None
+        else [case for case in (_own_case(c, golden_dir) for c in cases) if keep(case.spec)]
+    )
+    drawn_cases = [
+        _fixture(spec)
+        for spec in draw_specs(drawn, seed, wanted, sizes, chosen_constraints, powers, select)
+    ]
+    if not chosen and not drawn_cases:
+        raise ValueError(
+            "nothing to check: no golden case matches "
+            f"(dtypes={wanted}, filter={filter!r}, constraints, scale_powers, select) "
+            f"and drawn={drawn} gave no problem"
+        )
     convert = to_array or _default_to_array
     report = ConformanceReport()
     failures = []
-    chosen = (
-        [golden.load(case_id, golden_dir) for case_id in _case_ids(golden_dir, wanted, filter)]
-        if cases is None
-        else [_own_case(case, golden_dir) for case in cases]
-    )
-    for case in chosen:
-        failure = _check(case, forward, backward, convert, precision, report)
-        if failure:
-            failures.append(failure)
-    for case in _drawn_cases(drawn, seed, [d for d in wanted if d in NUMPY_DTYPES]):
+    for case in [*chosen, *drawn_cases]:
         failure = _check(case, forward, backward, convert, precision, report)
         if failure:
             failures.append(failure)
     report.failures = failures
     if failures:
-        summary = f"{len(failures)} of {report.cases or len(failures)} cases failed"
-        causes = {c for c in report.causes if c != NO_CAUSE}
-        if len(causes) == 1 and len(report.causes) == len(failures):
-            summary += f"; every failure is explained by one mistake: {causes.pop()}"
+        summary = f"{len(failures)} of {report.cases} cases failed"
+        known = set(report.causes) - {NO_CAUSE}
+        if (
+            len(known) == 1
+            and len(report.causes) == len(failures)
+            and NO_CAUSE not in report.causes
+        ):
+            summary += f"; every failure is explained by one mistake: {known.pop()}"
         raise AssertionError("\n".join([summary, *failures, "", str(report)]))
     return report
 
 
-def _own_case(case: CaseSpec | str, golden_dir: str | None) -> Fixture:
+def _check_conversions(dtypes: Sequence[str], to_array: Any) -> None:
+    if to_array is not None:
+        if not callable(to_array):
+            raise TypeError(f"to_array must be callable, got {type(to_array).__name__}")
+        return
+    if "complex32" in dtypes:
+        raise ValueError(
+            "dtypes: complex32 cases need a to_array that makes complex32 arrays "
+            "(NumPy has none), e.g. lambda a, d: torch.tensor(a).to(torch.complex32)"
+        )
+    if "bfloat16" in dtypes:
+        try:
+            import ml_dtypes  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "dtypes: bfloat16 cases need ml_dtypes (pip install ml_dtypes) "
+                "or a to_array that makes your library's bfloat16 arrays"
+            ) from None
+
+
+def _fixture(spec: CaseSpec) -> Fixture:
+    arrays, metadata = build(spec)
+    return Fixture(id=f"drawn:{spec.id}", metadata=metadata, arrays=arrays)
+
+
+def _own_case(case: CaseSpec | str, golden_dir: str | Path | None) -> Fixture:
     """A case given by the caller: built in memory from a spec, or loaded by id."""
     if isinstance(case, CaseSpec):
         arrays, metadata = build(case)
@@ -216,33 +385,24 @@ def _own_case(case: CaseSpec | str, golden_dir: str | None) -> Fixture:
     raise TypeError(f"cases must hold CaseSpec objects or case ids, got {type(case).__name__}")
 
 
-def _case_ids(golden_dir: str | None, dtypes: Sequence[str], pattern: str | None) -> list[str]:
-    if golden_dir is None:
-        return golden.cases(dtype=[d for d in dtypes if d in golden.suite.DTYPES], filter=pattern)
-    import fnmatch
-    from pathlib import Path
+def _golden_cases(
+    golden_dir: str | Path | None, pattern: str | None, keep: Callable[[CaseSpec], bool]
+) -> list[Fixture]:
+    """The cases of a golden folder whose id matches ``pattern`` and whose spec ``keep`` takes."""
+    ids = _case_ids(golden_dir, None, pattern)
+    fixtures = [golden.load(case_id, golden_dir) for case_id in ids]
+    return [fixture for fixture in fixtures if keep(fixture.spec)]
 
-    from ..golden.store import _read_manifest  # a folder's own cases
 
-    entries = _read_manifest(Path(golden_dir))["cases"]
+def _case_ids(
+    golden_dir: str | Path | None, dtypes: Sequence[str] | None, pattern: str | None
+) -> list[str]:
+    """The ids a golden folder lists (default: the installed suite), by dtype and glob."""
+    directory = Path(golden_dir) if golden_dir is not None else golden.default_dir()
+    entries = _read_manifest(directory)["cases"]
     return [
         e["id"]
         for e in entries
-        if e.get("dtype") in dtypes and (pattern is None or fnmatch.fnmatchcase(e["id"], pattern))
+        if (dtypes is None or e.get("dtype") in dtypes)
+        and (pattern is None or fnmatch.fnmatchcase(e["id"], pattern))
     ]
-
-
-def _drawn_cases(count: int, seed: int, dtypes: Sequence[str]) -> list[Fixture]:
-    """``count`` random problems with exact expected results, as in-memory golden cases."""
-    if count <= 0 or not dtypes:
-        return []
-    try:
-        from .strategies import draw_specs
-    except ImportError:  # Hypothesis is not installed: the golden cases only
-        return []
-
-    cases = []
-    for spec in draw_specs(count, seed, dtypes):
-        arrays, metadata = build(spec)
-        cases.append(Fixture(id=f"drawn:{spec.id}", metadata=metadata, arrays=arrays))
-    return cases

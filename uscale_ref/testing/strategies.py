@@ -15,87 +15,92 @@ Each drawn ``case`` is a :class:`uscale_ref.golden.Fixture` built in memory:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from ..golden import Fixture
 from ..golden.fixture import build
-from ..golden.suite import FULL_DTYPES, CaseSpec
+from ..golden.suite import CaseSpec
+from .drawing import SIZES, _options, draw_spec, draw_specs, dtype_list
 
 __all__ = ["case_specs", "draw_specs", "problems"]
 
-CONSTRAINTS = [None, "gmean", "hmean", "amean", "to_output_scale", "to_grad_input_scale"]
+
+@dataclass(frozen=True)
+class _Hypothesis:
+    draw: Any
+
+    def integer(self, low: int, high: int) -> int:
+        return int(self.draw(st.integers(low, high)))
+
+    def sample(self, options: Sequence[Any]) -> Any:
+        return self.draw(st.sampled_from(options))
 
 
-@st.composite
 def case_specs(
-    draw: Any,
-    dtypes: Sequence[str] = FULL_DTYPES,
+    dtypes: str | Sequence[str] | None = None,
     max_channels: int = 8,
     max_length: int = 24,
     max_kernel: int = 5,
-) -> CaseSpec:
-    """A valid conv1d problem as a golden :class:`~uscale_ref.golden.CaseSpec` (bounded sizes)."""
-    groups = draw(st.integers(1, 4))
-    in_channels = groups * draw(st.integers(1, max(1, max_channels // groups)))
-    out_channels = groups * draw(st.integers(1, max(1, max_channels // groups)))
-    kernel = draw(st.integers(1, max_kernel))
-    dilation = draw(st.integers(1, 3))
-    stride = draw(st.integers(1, 4))
-    span = dilation * (kernel - 1) + 1
-    padding: Any = draw(st.integers(0, span))
-    if stride == 1 and draw(st.booleans()):
-        padding = draw(st.sampled_from(["same", "valid", padding]))
-    padded = 0 if padding in ("same", "valid") else 2 * padding
-    least = max(1, span - padded) if padding != "same" else 1
-    length = draw(st.integers(least, max(least, max_length)))
-    return CaseSpec(
-        dtype=draw(st.sampled_from(list(dtypes))),
-        kernel_size=kernel,
-        batch_size=draw(st.sampled_from([None, 1, 2, 3])),
-        in_channels=in_channels,
-        out_channels=out_channels,
-        length=length,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
-        bias=draw(st.booleans()),
-        constraint=draw(st.sampled_from(CONSTRAINTS)),
-        scale_power=draw(st.sampled_from([(0.5, 0.5, 0.5), (1.0, 0.25, 0.75)])),
-        suite="drawn",
-    )
+    *,
+    sizes: str = "small",
+    constraints: Iterable[str | None] | None = None,
+    scale_powers: Iterable[Sequence[float]] | None = None,
+) -> st.SearchStrategy[CaseSpec]:
+    """Valid conv1d problems as golden :class:`~uscale_ref.golden.CaseSpec` objects.
+
+    Parameters
+    ----------
+    dtypes : str or sequence of str, optional
+        One dtype name or several (default: float16, float32, float64,
+        complex64, complex128).
+    max_channels, max_length, max_kernel : int
+        Bounds of the ``"small"`` problems.
+    sizes : ``"small"`` or ``"large"``
+        ``"large"``: channels to a few hundred, lengths to thousands, kernels
+        to 31 (see :mod:`uscale_ref.testing.drawing`).
+    constraints, scale_powers : optional
+        Draw only these constraints and scale powers.
+    """
+    names = dtype_list(dtypes)
+    if sizes not in SIZES:
+        raise ValueError(f"sizes must be one of {SIZES}, got {sizes!r}")
+    chosen, powers = _options(constraints, scale_powers)
+
+    @st.composite
+    def specs(draw: Any) -> CaseSpec:
+        return draw_spec(
+            _Hypothesis(draw), names, sizes, chosen, powers, max_channels, max_length, max_kernel
+        )
+
+    if sizes == "small":  # the bounds are checked now, not at the first draw
+        draw_spec(_Fixed(), names, sizes, chosen, powers, max_channels, max_length, max_kernel)
+    return specs()
 
 
-def problems(dtypes: Sequence[str] = FULL_DTYPES, **sizes: int) -> st.SearchStrategy[Fixture]:
-    """Drawn problems as in-memory golden cases, with exact expected results."""
+class _Fixed:
+    """A chooser that always takes the smallest choice: checks the arguments up front."""
+
+    def integer(self, low: int, high: int) -> int:
+        return low
+
+    def sample(self, options: Sequence[Any]) -> Any:
+        return options[0]
+
+
+def problems(
+    dtypes: str | Sequence[str] | None = None, **options: Any
+) -> st.SearchStrategy[Fixture]:
+    """Drawn problems as in-memory golden cases, with exact expected results.
+
+    Takes the arguments of :func:`case_specs`.
+    """
 
     def make(spec: CaseSpec) -> Fixture:
         arrays, metadata = build(spec)
         return Fixture(id=f"drawn:{spec.id}", metadata=metadata, arrays=arrays)
 
-    return case_specs(dtypes, **sizes).map(make)
-
-
-def draw_specs(count: int, seed: int, dtypes: Sequence[str]) -> list[CaseSpec]:
-    """``count`` specs drawn by Hypothesis, the same for the same ``seed``."""
-    specs: list[CaseSpec] = []
-
-    @settings(
-        max_examples=count,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(case_specs(dtypes))
-    def collect(spec: CaseSpec) -> None:
-        specs.append(spec)
-
-    from hypothesis import seed as with_seed
-
-    with_seed(seed)(collect)()
-    return specs[:count]
+    return case_specs(dtypes, **options).map(make)
