@@ -15,10 +15,11 @@ The dtype policy, in one place:
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable
-from typing import Any, cast
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
 
 import array_api_compat
+import numpy as np
 
 Array = Any
 Namespace = Any
@@ -58,6 +59,30 @@ def on_accelerator(x: Array) -> bool:
         device = array_api_compat.device(x)
         return device is not None and getattr(device, "platform", "cpu") != "cpu"
     return False
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def ieee_quiet(function: F) -> F:
+    """Run ``function`` under ``np.errstate(all="ignore")``.
+
+    Overflow to inf, underflow to subnormals and zero, and NaN from
+    ``0 * inf`` are the IEEE results a reference must give; a caller's
+    ``np.seterr(all="raise")`` would turn them into exceptions instead.
+    """
+
+    @functools.wraps(function)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return function(*args, **kwargs)
+
+    return cast(F, quiet)
+
+
+def has_values(x: Array) -> bool:
+    """Whether ``x``'s values can be read (False for torch's ``meta`` tensors: shapes only)."""
+    return not (array_api_compat.is_torch_array(x) and str(x.device.type) == "meta")
 
 
 def is_writeable(x: Array) -> bool:

@@ -82,6 +82,8 @@ def spacing(x: npt.ArrayLike, format: str) -> npt.NDArray[np.float64]:
     power of two) this is their distance; below the smallest normal it is
     the subnormal spacing.
     """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
     spec = FORMATS[format]
     _, exponent = np.frexp(np.asarray(x, dtype=np.float64))
     smallest_exponent = int(np.log2(spec.smallest_normal))
@@ -120,6 +122,8 @@ def round_to(
     >>> x = np.array([1.0 + 2**-8, 464.0, 465.0, 1e-3], dtype=np.float32)
     >>> round_to(x, "float8_e4m3fn").tolist()  # a tie to even, one overflow, one subnormal
     [1.0, 448.0, nan, 0.001953125]
+    >>> round_to(np.array([70000.0]), "float16", rounding="toward_zero").tolist()
+    [65504.0]
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
@@ -129,6 +133,14 @@ def round_to(
     array = np.asarray(x)
     if array.dtype not in (np.float32, np.float64):
         raise TypeError(f"x must be float32 or float64, got {array.dtype}")
+    with np.errstate(all="ignore"):  # a caller's np.seterr(all="raise") is not ours to obey
+        return _round(array, spec, rounding)
+
+
+def _round(
+    array: npt.NDArray[Any], spec: Format, rounding: Literal["nearest", "toward_zero"]
+) -> npt.NDArray[Any]:
+    format = spec.name
     wide = array.astype(np.float64)
     finite = np.isfinite(wide)
     safe = np.where(finite, wide, 0.0)
@@ -137,9 +149,11 @@ def round_to(
     steps = np.round(ratio) if rounding == "nearest" else np.trunc(ratio)
     rounded = np.copysign(steps * quantum, safe)  # keeps the sign of zeros
     overflow = np.abs(rounded) > spec.largest
-    rounded = np.where(
-        overflow, np.copysign(np.nan if spec.overflow_is_nan else np.inf, safe), rounded
+    # Toward zero never grows a magnitude: past the range it stops at the largest number.
+    beyond = (
+        spec.largest if rounding == "toward_zero" else np.nan if spec.overflow_is_nan else np.inf
     )
+    rounded = np.where(overflow, np.copysign(beyond, safe), rounded)
     special = wide if not spec.overflow_is_nan else np.where(np.isnan(wide), wide, np.nan)
     result = np.where(finite, rounded, special)
     return result.astype(array.dtype)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import kernels
-from ._backend import Array
+from ._backend import Array, ieee_quiet
 from ._calls import Conv1dGrads, backward_call, forward_call
 from .scales import scales_for_geometry
 
 __all__ = ["Conv1dGrads", "conv1d", "conv1d_backward"]
 
 
+@ieee_quiet
 def conv1d(
     input: Array,
     weight: Array,
@@ -103,6 +104,7 @@ def conv1d(
     return call.result(output)
 
 
+@ieee_quiet
 def conv1d_backward(
     grad_output: Array,
     input: Array,

@@ -28,12 +28,13 @@ written as the correlations they are); the arithmetic runs in
 from __future__ import annotations
 
 from . import kernels
-from ._backend import Array
+from ._backend import Array, ieee_quiet
 from ._calls import correlate_call, input_grad_call, weight_grad_call
 
 __all__ = ["correlate", "correlate_input_grad", "correlate_weight_grad"]
 
 
+@ieee_quiet
 def correlate(
     input: Array,
     weight: Array,
@@ -75,6 +76,7 @@ def correlate(
     return call.result(kernels.forward(call.xp, call.batched(input), weight, call.geometry, plan))
 
 
+@ieee_quiet
 def correlate_input_grad(
     grad_output: Array,
     weight: Array,
@@ -128,6 +130,7 @@ def correlate_input_grad(
     return call.result(kernels.input_grad(call.xp, delta, call.work(weight), call.geometry, plan))
 
 
+@ieee_quiet
 def correlate_weight_grad(
     grad_output: Array,
     input: Array,

@@ -16,7 +16,7 @@ reaches are zero, and the phases interleave into the result.
 
 from __future__ import annotations
 
-from .._backend import Array, Namespace, conj_if_complex, device_of, is_writeable
+from .._backend import Array, Namespace, conj_if_complex, device_of, has_values, is_writeable
 from ..geometry import Conv1dGeometry
 from . import banded, folded
 from .blocks import join, map_blocks, ranges, walk, window, windows, zeros_like_shape
@@ -64,8 +64,9 @@ def input_grad(
     batch, length = geometry.batch_size, geometry.in_length
     # A zero beyond delta's ends times a finite tap adds an exact zero; only
     # a NaN or inf tap needs the edges done tap by tap. Traced code cannot
-    # look at the weight, so its plan always asks for exact edges.
-    finite = not plan.exact_edges and bool(xp.all(xp.isfinite(weight)))
+    # look at the weight, so its plan always asks for exact edges; nor can
+    # a torch meta tensor's values be read.
+    finite = not plan.exact_edges and has_values(weight) and bool(xp.all(xp.isfinite(weight)))
     bands = None
     if plan.path == "banded" and finite:  # else every block sums directly
         # Stride 1: tap k reaches t from delta[t + p_l - k d]; reversed, the
