@@ -1,4 +1,4 @@
-"""The worked example: upstream unit_scaling + torch autograd held against the goldens."""
+"""The worked examples: upstream against the goldens, the C reader, a user's own project."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("unit_scaling")
-
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "upstream_against_goldens.py"
 
 
 @pytest.mark.upstream
 def test_upstream_example_reports_every_case():
+    pytest.importorskip("torch")
+    pytest.importorskip("unit_scaling")
     result = subprocess.run(
         [sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=600
     )
@@ -29,3 +28,41 @@ def test_upstream_example_reports_every_case():
     from uscale_ref import golden
 
     assert len(lines) - 1 == len(golden.cases())
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_c_reader_judges_the_committed_real_cases(tmp_path):
+    import shutil
+
+    if shutil.which("cc") is None or not Path("/usr/include/cjson/cJSON.h").exists():
+        pytest.skip("needs a C compiler and cJSON (apt-get install libcjson-dev)")
+    program = tmp_path / "fixture_check"
+    source = ROOT / "examples" / "c" / "fixture_check.c"
+    subprocess.run(
+        ["cc", "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-o", str(program), str(source),
+         "-lcjson", "-lm"],
+        check=True,
+    )  # fmt: skip
+    files = sorted(str(p) for p in (ROOT / "golden").glob("f[36][24]_*.npz"))
+    result = subprocess.run([str(program), *files], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert result.stdout.splitlines()[-1] == f"{len(files)} passed, 0 failed, 0 skipped"
+    broken = subprocess.run(
+        [str(program), str(ROOT / "golden" / "f64_k3.npz")],
+        capture_output=True, text=True, env={"FIXTURE_CHECK_MISTAKE": "flip"},
+    )  # fmt: skip
+    assert broken.returncode == 1 and "FAIL" in broken.stdout
+
+
+def test_the_user_project_example_passes_from_its_own_folder(tmp_path):
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples" / "user_project", project)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_kernel.py"],
+        cwd=project, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
