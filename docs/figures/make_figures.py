@@ -36,6 +36,7 @@ from uscale_ref import formats
 from uscale_ref.geometry import output_length
 
 HERE = Path(__file__).resolve().parent
+plt.rcParams.update({"font.size": 12})
 
 
 SEEDS = (0, 1, 2)
@@ -70,15 +71,12 @@ def _measure(
 
 
 def _plot(axis, xs, stds, color, label=None, marker="o"):
-    """Mean over seeds with min-max bars, labelled at the line's end (when a label is given)."""
+    """Mean over seeds with min-max bars; ``label`` names it in the panel's legend."""
     mean = stds.mean(axis=0)
     axis.errorbar(
         xs, mean, yerr=[mean - stds.min(axis=0), stds.max(axis=0) - mean],
-        fmt=marker, color=color, markersize=4, capsize=2, linestyle="none",
+        fmt=marker, color=color, markersize=5, capsize=2, linestyle="none", label=label,
     )  # fmt: skip
-    if label:
-        axis.annotate(label, (xs[-1], mean[-1]), xytext=(6, 0), textcoords="offset points",
-                      color=color, fontsize=7, va="center")  # fmt: skip
 
 
 def scaling_figure() -> None:
@@ -106,14 +104,16 @@ def scaling_figure() -> None:
         for i, name in enumerate(names):
             axis.plot(xs, predicted[:, i], "-", color=f"C{i}", linewidth=0.8)
             _plot(axis, xs, plain[:, i, :], f"C{i}", f"{name}, unscaled")
-            _plot(axis, xs, scaled[:, i, :], f"C{i}", marker="s")
-        axis.annotate("all three unit-scaled (squares)", (xs[-1], 1.0), xytext=(6, 8),
-                      textcoords="offset points", fontsize=7, color="dimgrey")  # fmt: skip
+            scaled_label = "unit-scaled (squares, all three)" if i == 0 else None
+            _plot(axis, xs, scaled[:, i, :], f"C{i}", scaled_label, "s")
         axis.set_xscale("log", base=2)
         axis.set_yscale("log", base=2)
         axis.set_xlabel(label)
         axis.axhline(1.0, color="grey", linewidth=0.6)
-        axis.set_xlim(xs[0] / 1.3, xs[-1] * 4)
+        axis.set_xlim(xs[0] / 1.3, xs[-1] * 1.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=11,
+               bbox_to_anchor=(0.5, 0.925), frameon=False)  # fmt: skip
     axes[0, 0].set_ylabel("std (points: measured; lines: predicted)")
     axes[1, 0].set_ylabel("std")
 
@@ -132,17 +132,18 @@ def scaling_figure() -> None:
     axis.plot(xs, np.ones_like(xs), "-", color="C0", linewidth=0.8)
     _plot(axis, xs, stds[:, 1, :], "C1", "grad_input ~ sqrt(O / (s C))", marker="s")
     _plot(axis, xs, stds[:, 0, :], "C0", "output", marker="s")
+    axis.legend(loc="upper left", fontsize=10)
     axis.set_xscale("log", base=2)
     axis.set_yscale("log", base=2)
-    axis.set_xlim(xs[0] / 1.3, xs[-1] * 4)
+    axis.set_xlim(xs[0] / 1.3, xs[-1] * 1.3)
     axis.set_xlabel("O / C under constraint='to_output_scale' (C = 32, K = 5, s = 1)")
     fig.suptitle(
         "Unit scaling keeps every std near 1; the plain sums grow as the square root of "
         "their term counts\n(constraint=None unless stated; N = 8, L = 256, O = 64; "
         "three seeds, bars: min to max)",
-        fontsize=10,
+        fontsize=13,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(HERE / "scaling.png", dpi=100)
     plt.close(fig)
 
@@ -151,8 +152,8 @@ def _cells(axis, y, labels, colors, name):
     """A row of labelled boxes at height ``y``."""
     for i, (text, color) in enumerate(zip(labels, colors, strict=True)):
         axis.add_patch(plt.Rectangle((i, y), 0.9, 0.9, facecolor=color, ec="black", lw=0.5))
-        axis.text(i + 0.45, y + 0.45, text, ha="center", va="center", fontsize=7)
-    axis.text(-0.6, y + 0.45, name, ha="right", va="center", fontsize=8)
+        axis.text(i + 0.45, y + 0.45, text, ha="center", va="center", fontsize=10)
+    axis.text(-0.6, y + 0.45, name, ha="right", va="center", fontsize=11)
 
 
 def dgrad_figure() -> None:
@@ -174,7 +175,7 @@ def dgrad_figure() -> None:
     _cells(axis, 3, [v or "0" for v in z], z_colors, "zero-inserted,\npadded δ")
     taps = [f"w̄{kernel - 1 - j}" for j in range(kernel)]
     for j, position in enumerate(window):
-        axis.text(position + 0.45, 4.35, taps[j], ha="center", fontsize=8, color="tab:blue")
+        axis.text(position + 0.45, 4.35, taps[j], ha="center", fontsize=11, color="tab:blue")
     never = [t for t in range(length) if (t + pad) % np.gcd(stride, dilation)]
     grad_labels = ["0" if t in never else "" for t in range(length)]
     grad_colors = [
@@ -187,11 +188,11 @@ def dgrad_figure() -> None:
                       arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 0.8})  # fmt: skip
     axis.set_title(
         f"dgrad, s={stride}, d={dilation}, K={kernel}, p={pad}: "
-        "grad x[t] = Σ_j w̄[K-1-j] z[t + j d]."
-        " Flipped taps (blue); only the green entries hold a δ, the orange zeros are\n"
-        "placeholders, never multiplied. Grey: positions no output reads (gcd(s, d) = 2), "
+        "grad x[t] = Σ_j w̄[K-1-j] z[t + j d].\n"
+        "Flipped taps (blue); only the green entries hold a δ, the orange zeros are "
+        "placeholders,\nnever multiplied. Grey: positions no output reads (gcd(s, d) = 2), "
         "their gradient is exactly 0.",
-        fontsize=9,
+        fontsize=12,
     )
     axis.set_xlim(-3, len(z) + 0.5)
     axis.set_ylim(0.2, 4.8)
@@ -220,7 +221,7 @@ def wgrad_figure() -> None:
         axis.annotate("", xy=(k * dilation + 0.45, -0.05), xytext=(0.45, -0.05),
                       arrowprops={"arrowstyle": "->", "color": "tab:purple"})  # fmt: skip
         axis.text(k * dilation / 2 + 0.45, -0.45, f"k d = {k * dilation}", ha="center",
-                  fontsize=7, color="tab:purple")  # fmt: skip
+                  fontsize=10, color="tab:purple")  # fmt: skip
         axis.set_xlim(-3, padded + 0.5)
         axis.set_ylim(-0.7, 1.0)
         axis.axis("off")
@@ -229,7 +230,7 @@ def wgrad_figure() -> None:
         "grad w[k] = Σ_l δ[l] conj(x_pad[k d + l s])."
         " δ is the kernel, its taps s apart;\nthe result steps by d from one k to the next "
         "(stride and dilation swap roles). Grey: padding.",
-        fontsize=9,
+        fontsize=12,
     )
     fig.tight_layout()
     fig.savefig(HERE / "wgrad.png", dpi=100)
@@ -247,7 +248,7 @@ FIGURE_FORMATS = {
 
 def formats_figure() -> None:
     """The ranges of the low-precision formats against the spread of a tensor."""
-    fig, axis = plt.subplots(figsize=(10, 3.4))
+    fig, axis = plt.subplots(figsize=(10, 3.8))
     for row, spec in enumerate(FIGURE_FORMATS.values()):
         subnormal, normal, largest = spec.smallest_subnormal, spec.smallest_normal, spec.largest
         axis.barh(row, np.log2(normal) - np.log2(subnormal), left=np.log2(subnormal),
@@ -255,21 +256,22 @@ def formats_figure() -> None:
         axis.barh(row, np.log2(largest) - np.log2(normal), left=np.log2(normal),
                   color="#2171b5", height=0.6)  # fmt: skip
     axis.set_yticks(range(len(FIGURE_FORMATS)), list(FIGURE_FORMATS))
-    for sigma, label, color in ((1.0, "unit-scaled tensor", "tab:green"),
-                                (2.0**-14, "a gradient of std 2^-14", "tab:red")):  # fmt: skip
+    for sigma, label, color in ((1.0, "unit-scaled", "tab:green"),
+                                (2.0**-14, "std 2^-14", "tab:red")):  # fmt: skip
         # 0.1 % to 99.9 % of |x| for x ~ N(0, sigma^2)
         low, high = np.log2(sigma * 1.25e-3), np.log2(sigma * 3.29)
         axis.axvspan(low, high, color=color, alpha=0.18)
-        axis.text((low + high) / 2, -0.85, label, ha="center", fontsize=8, color=color)
+        axis.text((low + high) / 2, -0.85, label, ha="center", fontsize=11, color=color,
+                  bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})  # fmt: skip
     axis.set_xlim(-40, 40)
     axis.set_ylim(-1.1, len(FIGURE_FORMATS) - 0.5)
     axis.set_xlabel(
-        "log2 |value|   (light: subnormal, dark: normal range; float32 and bfloat16 run on "
-        "to 2^-149 / 2^-133 and 2^128)"
+        "log2 |value|   (light: subnormal, dark: normal range;\n"
+        "float32 and bfloat16 run on to 2^-149 / 2^-133 and 2^128)"
     )
     axis.set_title(
         "Where a tensor's values fall in each format: the central 99.8 % of |x| for x ~ N(0, σ²)",
-        fontsize=9,
+        fontsize=12,
     )
     fig.tight_layout()
     fig.savefig(HERE / "formats.png", dpi=100)
@@ -285,7 +287,7 @@ def receptive_field_figure() -> None:
     def row(axis, y, count, color_of, label):
         for i in range(count):
             axis.add_patch(plt.Rectangle((i, y), 0.9, 0.9, color=color_of(i), ec="black", lw=0.5))
-        axis.text(-0.6, y + 0.45, label, ha="right", va="center", fontsize=9)
+        axis.text(-0.6, y + 0.45, label, ha="right", va="center", fontsize=12)
 
     # Forward: output element l reads x_pad[l s + k d].
     axis = axes[0]
@@ -313,7 +315,7 @@ def receptive_field_figure() -> None:
     axis.set_title(
         f"forward: y[l={l_chosen}] reads x_pad[l s + k d], s={stride}, d={dilation}, "
         f"K={kernel} (grey: padding)",
-        fontsize=10,
+        fontsize=13,
     )
 
     # dgrad: input-gradient position t gathers delta[l] over l s + k d = t.
@@ -347,7 +349,7 @@ def receptive_field_figure() -> None:
     axis.set_title(
         f"dgrad: grad x_pad[t={t_chosen}] gathers grad_output[l] for every "
         "(k, l) with l s + k d = t",
-        fontsize=10,
+        fontsize=13,
     )
     for axis in axes:
         axis.set_xlim(-4, padded + 0.5)
