@@ -1,6 +1,6 @@
 """How fast could a convolution on this machine be at all? Floors from the hardware, per shape.
 
-For each shape of the performance issue's set this script computes the two
+For each core benchmark shape this script computes the two
 floors no implementation of the forward + backward pass can beat here:
 
 compute

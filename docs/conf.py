@@ -20,6 +20,8 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    # MathJax 3 served from the built site itself: formulas render offline.
+    "sphinx-mathjax-offline",
 ]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
@@ -30,8 +32,16 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 autodoc_typehints = "description"
+# Keep the alias names in signatures: "Array" (any Array API array) rather than "Any".
+autodoc_type_aliases = {
+    "Array": "Array",
+    "Namespace": "Namespace",
+    "npt.NDArray": "numpy.typing.NDArray",
+    "npt.ArrayLike": "numpy.typing.ArrayLike",
+}
 autodoc_member_order = "bysource"
 
-html_theme = "alabaster"
-html_static_path: list[str] = []
+html_theme = "furo"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_title = f"uscale_ref {release}"

@@ -1,8 +1,9 @@
 """Every code example in the docs and the README runs.
 
-``>>>`` examples run as doctests. Other ```python blocks of a page run in
-order in one namespace; the test functions they define are then called for
-their parametrized values, as pytest would.
+``>>>`` examples run as doctests. Every other ```python block runs on its
+own, exactly as printed (a fresh namespace, no names handed in); the test
+functions it defines are then called for all their parametrized values, as
+pytest would.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import itertools
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import uscale_ref
@@ -47,7 +47,7 @@ def _golden_cases(function):
     options = dict(marks[0].kwargs) if marks else {}
     dtype = options.get("dtype", NUMPY_DTYPES)
     ids = _case_ids(None, [dtype] if isinstance(dtype, str) else dtype, options.get("filter"))
-    return [GoldenCase(case_id, None) for case_id in ids[:4]]
+    return [GoldenCase(case_id, None) for case_id in ids]
 
 
 def _call_with_parameters(function):
@@ -63,7 +63,7 @@ def _call_with_parameters(function):
             if isinstance(mark.args[0], str)
             else list(mark.args[0])
         )
-        values = list(mark.args[1])[:4]
+        values = list(mark.args[1])
         grids.append([dict(zip(names, v if len(names) > 1 else (v,), strict=True)) for v in values])
     calls = 0
     for combination in itertools.product(*grids):
@@ -76,20 +76,38 @@ def _call_with_parameters(function):
     return calls
 
 
-@pytest.mark.parametrize("page", PAGES, ids=_ids)
-def test_code_blocks_in_page(page):
-    blocks = [b for b in FENCE.findall(page.read_text()) if ">>>" not in b]
-    if not blocks:
-        pytest.skip("no plain code blocks")
-    # README's snippet calls "my_conv1d": the user's kernel; uscale_ref stands in.
-    namespace = {
-        "__name__": "docs_example",
-        "pytest": pytest,
-        "np": np,
-        "my_conv1d": uscale_ref.conv1d,
-    }
-    for block in blocks:
-        exec(compile(block, str(page), "exec"), namespace)
+def _block_id(page: Path, number: int, block: str) -> str:
+    """``page:number``, then the test functions the block defines (so ``-k jax`` finds them)."""
+    names = re.findall(r"^def (test_\w+)", block, re.MULTILINE)
+    return ":".join([_ids(page), str(number), *names])
+
+
+BLOCKS = [
+    pytest.param(page, number, block, id=_block_id(page, number, block))
+    for page in PAGES
+    for number, block in enumerate(FENCE.findall(page.read_text()), start=1)
+    if ">>>" not in block
+]
+
+
+@pytest.mark.parametrize(("page", "number", "block"), BLOCKS)
+def test_code_block_runs_on_its_own(page, number, block):
+    namespace = {"__name__": "docs_example"}
+    exec(compile(block, f"{page} (code block {number})", "exec"), namespace)
     tests = [v for k, v in namespace.items() if k.startswith("test_") and callable(v)]
     calls = sum(_call_with_parameters(test) for test in tests)
-    assert calls > 0 or not tests, f"every example test in {page.name} skipped itself"
+    if tests and calls == 0:
+        pytest.skip(f"every example test of block {number} skipped itself (optional package)")
+
+
+def test_the_sample_failure_message_is_what_assert_matches_says():
+    from uscale_ref import golden
+
+    case = golden.load("f32_s2_p1_k3")
+    x, w, b, _ = case.inputs.values()
+    late_bias = uscale_ref.conv1d(x, w, None, **case.kwargs) + b[:, None]
+    with pytest.raises(AssertionError) as failure:
+        golden.assert_matches(case, output=late_bias)
+    page = (ROOT / "docs" / "testing-your-kernel.md").read_text()
+    sample = re.search(r"```text\n(f32_s2_p1_k3: .*?)```", page, re.DOTALL).group(1)
+    assert " ".join(sample.split()) == str(failure.value)

@@ -30,7 +30,8 @@ def conv1d(
     ----------
     input : array, shape (N, C, L) or (C, L)
         Any Array API array of dtype float16, float32, float64, complex64 or
-        complex128.
+        complex128, or bfloat16 and complex32 where the library has them
+        (torch; NumPy bfloat16 with ``ml_dtypes``).
     weight : array, shape (C_out, C / groups, K)
         Same library, dtype and device as ``input``.
     bias : array, shape (C_out,), optional

@@ -1,29 +1,20 @@
 """Your own cases as text: ``key=value`` lists for the command line, and JSON or TOML files.
 
-One case is a set of keys (every one optional; the defaults are
+One case is a set of keys, every one optional (the defaults are
 :class:`~uscale_ref.golden.CaseSpec`'s):
 
-==============  ============================================  ==============
-key             value                                         default
-==============  ============================================  ==============
-``dtype``       float16, float32, float64, complex64,         float32
-                complex128, bfloat16, complex32
-``N``           batch size                                    2
-``C``           input channels                                4
-``L``           input length                                  16
-``O``           output channels                               6
-``K``           kernel length                                 3
-``stride``      an int, or ``(2,)`` for a one-element tuple    1
-``padding``     an int, ``(1,)``, ``same`` or ``valid``         0
-``dilation``    an int or ``(2,)``                             1
-``groups``      an int dividing C and O                       1
-``bias``        true or false                                 true
-``constraint``  None, gmean, hmean, amean, to_output_scale,   to_output_scale
-                to_grad_input_scale
-``scale_power`` three numbers, ``0.5:0.5:0.5``                0.5:0.5:0.5
-``batched``     true or false (false: input ``(C, L)``)         true
-``fp8``         true or false (float32 only)                  false
-==============  ============================================  ==============
+- ``dtype``: float16, float32 (default), float64, complex64, complex128,
+  bfloat16 or complex32;
+- ``N`` (2), ``C`` (4), ``L`` (16), ``O`` (6), ``K`` (3): batch size, input
+  channels, input length, output channels, kernel length;
+- ``stride``, ``dilation`` (1): an int, or ``(2,)`` for a one-element tuple;
+- ``padding`` (0): an int, ``(1,)``, ``same`` or ``valid``;
+- ``groups`` (1): an int dividing C and O;
+- ``bias`` (true), ``batched`` (true; false for input ``(C, L)``), ``fp8``
+  (false; float32 cases only): true or false;
+- ``constraint`` (to_output_scale): None, gmean, hmean, amean,
+  to_output_scale or to_grad_input_scale;
+- ``scale_power`` (0.5:0.5:0.5): three numbers.
 
 On the command line a case is ``"dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same"``.
 In a JSON file: a list of such objects (or ``{"cases": [...]}``), with JSON's own

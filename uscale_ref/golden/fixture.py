@@ -259,12 +259,18 @@ class Fixture:
 
     @property
     def expected(self) -> dict[str, npt.NDArray[Any]]:
+        """The expected results: ``output``, ``grad_input``, ``grad_weight`` and,
+        with a bias, ``grad_bias``; exact values rounded once to the case's dtype."""
         return {name: self.arrays[name] for name in RESULT_NAMES if name in self.arrays}
 
     def error_scale(self, name: str) -> npt.NDArray[np.float64]:
+        """The magnitude of the terms summed into each element of result ``name``:
+        the same scaled sum over absolute values (``|re| + |im|`` for complex)."""
         return self.arrays[f"error_scale_{name}"]
 
     def tolerance_units(self, name: str) -> float:
+        """The recommended bound for result ``name``, in units of
+        ``unit_roundoff * error_scale``: ``terms + 2``, doubled for complex."""
         return float(self.metadata["tolerance"]["units"][name])
 
     @property

@@ -37,7 +37,7 @@ class Shape:
     N: int
     C: int
     L: int
-    O: int  # noqa: E741 - the issue's own name for output channels
+    O: int  # noqa: E741 - output channels, as in the shape labels
     K: int
     stride: int
     padding: int
@@ -45,7 +45,7 @@ class Shape:
     groups: int
     dtype: str
     note: str = ""
-    extra: bool = False  # not part of the shape set
+    extra: bool = False  # not one of the core shapes (float16, the 31-tap kernel)
 
     @property
     def label(self) -> str:
@@ -428,7 +428,7 @@ def report(
         ]
     out.append("")
     for title, chosen in (
-        ("the issue's shape set", [r for r in ratios if not r[0].extra]),
+        ("the core shapes", [r for r in ratios if not r[0].extra]),
         ("all shapes", ratios),
     ):
         if chosen:
