@@ -343,3 +343,21 @@ def test_the_case_lines_and_files_in_the_docs_parse(tmp_path):
         path = tmp_path / f"cases{number}.toml"
         path.write_text(block)
         assert read_cases(path)
+
+
+def test_the_plugin_runs_over_an_own_suite(pytester, tmp_path):
+    folder = tmp_path / "mine"
+    specs = [CaseSpec("float64", kernel_size=k, in_channels=8, out_channels=16) for k in (2, 5)]
+    golden.generate(folder, specs=specs, progress=None)
+    pytester.makepyfile(
+        test_mine="""
+        import uscale_ref
+
+        def test_kernel(golden_case):
+            x, w, b, _ = golden_case.inputs.values()
+            golden_case.check(output=uscale_ref.conv1d(x, w, b, **golden_case.kwargs))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--uscale-ref-golden", str(folder), "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_kernel?f64_c8o16_k2?*PASSED*"])
