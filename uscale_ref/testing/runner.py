@@ -315,7 +315,7 @@ def assert_conv1d(
         )
 
     chosen = (
-        _golden_cases(golden_dir, filter, keep)
+        _golden_cases(golden_dir, wanted, filter, keep)
         if cases is None
         else [case for case in (_own_case(c, golden_dir) for c in cases) if keep(case.spec)]
     )
@@ -386,10 +386,13 @@ def _own_case(case: CaseSpec | str, golden_dir: str | Path | None) -> Fixture:
 
 
 def _golden_cases(
-    golden_dir: str | Path | None, pattern: str | None, keep: Callable[[CaseSpec], bool]
+    golden_dir: str | Path | None,
+    dtypes: Sequence[str],
+    pattern: str | None,
+    keep: Callable[[CaseSpec], bool],
 ) -> list[Fixture]:
-    """The cases of a golden folder whose id matches ``pattern`` and whose spec ``keep`` takes."""
-    ids = _case_ids(golden_dir, None, pattern)
+    """The cases of a golden folder of these dtypes, matching ``pattern``, that ``keep`` takes."""
+    ids = _case_ids(golden_dir, dtypes, pattern)
     fixtures = [golden.load(case_id, golden_dir) for case_id in ids]
     return [fixture for fixture in fixtures if keep(fixture.spec)]
 
