@@ -166,3 +166,15 @@ def test_the_lock_file_is_not_a_case(folder):
     assert (folder / ".uscale-ref.lock").exists()
     assert golden.verify(folder) == []
     assert os.listdir(folder).count("manifest.json") == 1
+
+
+def test_a_failed_first_run_leaves_no_folder(tmp_path, monkeypatch):
+    from uscale_ref.golden import store
+
+    def broken(spec, step=None):
+        raise MemoryError("no room for this case")
+
+    monkeypatch.setattr(store, "build", broken)
+    with pytest.raises(MemoryError):
+        golden.generate(tmp_path / "new", pattern="f64_k3", progress=None)
+    assert not (tmp_path / "new").exists()

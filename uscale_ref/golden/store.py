@@ -242,6 +242,7 @@ def generate(
     total, done = sum(costs), 0.0
     staged: dict[str, tuple[Path, dict[str, Any]]] = {}
     with _interruptible():
+        created, committed = not out.exists(), False
         out.mkdir(parents=True, exist_ok=True)
         try:
             for spec, cost in zip(chosen, costs, strict=True):
@@ -273,9 +274,14 @@ def generate(
                     for temporary, entry in staged.values():
                         os.replace(temporary, out / entry["file"])
                     staged.clear()
+                    committed = True
         finally:
             for temporary, _ in staged.values():
                 temporary.unlink(missing_ok=True)
+            if created and not committed:  # a failed first run leaves no folder behind
+                (out / LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    out.rmdir()
     if report is not None:
         report(total, total, f"{len(chosen)} case(s) in {out}")
     return [spec.id for spec in chosen]
