@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -243,6 +244,8 @@ def generate(
     staged: dict[str, tuple[Path, dict[str, Any]]] = {}
     with _interruptible():
         created, committed = not out.exists(), False
+        # This run's temporary files: whatever moment a signal lands, the clean-up finds them.
+        run = f".uscale-ref-{os.getpid()}-{secrets.token_hex(4)}-"
         out.mkdir(parents=True, exist_ok=True)
         try:
             for spec, cost in zip(chosen, costs, strict=True):
@@ -256,7 +259,7 @@ def generate(
                 arrays, metadata = build(spec, step)
                 data = to_bytes(arrays, metadata)
                 del arrays
-                staged[spec.id] = (_stage(out, data), _manifest_entry(spec, data, metadata))
+                staged[spec.id] = (_stage(out, data, run), _manifest_entry(spec, data, metadata))
                 step()
             with _folder_lock(out):
                 # The manifest as it stands now (another run may have added to it).
@@ -268,7 +271,7 @@ def generate(
                 )
                 # Every byte is written before anything is moved: what is left can't fail
                 # for a full disk, and no signal stops it halfway.
-                manifest = _stage(out, _manifest_text(name, entries).encode())
+                manifest = _stage(out, _manifest_text(name, entries).encode(), run)
                 staged["manifest"] = (manifest, {"file": MANIFEST})
                 with _signals_held():
                     for temporary, entry in staged.values():
@@ -276,7 +279,7 @@ def generate(
                     staged.clear()
                     committed = True
         finally:
-            for temporary, _ in staged.values():
+            for temporary in out.glob(f"{run}*.tmp"):
                 temporary.unlink(missing_ok=True)
             if created and not committed:  # a failed first run leaves no folder behind
                 (out / LOCK).unlink(missing_ok=True)
@@ -303,9 +306,9 @@ def _check_suite(out: Path, name: str) -> dict[str, dict[str, Any]]:
     return {entry["id"]: entry for entry in existing["cases"]}
 
 
-def _stage(folder: Path, data: bytes) -> Path:
-    """``data`` written and flushed to a new temporary file in ``folder``; its path."""
-    handle, name = tempfile.mkstemp(dir=folder, prefix=".uscale-ref-", suffix=".tmp")
+def _stage(folder: Path, data: bytes, prefix: str) -> Path:
+    """``data`` written and flushed to a new temporary file ``prefix*.tmp`` in ``folder``."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     path = Path(name)
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -358,8 +361,13 @@ def _interruptible() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block (the short commit of a run) is over."""
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+    """Ctrl-C and SIGTERM are held while the block (the short commit of a run) runs.
+
+    One that arrives meanwhile is dropped: the run it would have stopped is
+    complete by then, and stopping it afterwards would report a change as none.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not hasattr(signal, "pthread_sigmask") or not main:  # pragma: no cover
         yield
         return
     held = {signal.SIGINT, signal.SIGTERM}
@@ -367,7 +375,10 @@ def _signals_held() -> Iterator[None]:
     try:
         yield
     finally:
+        handlers = {number: signal.signal(number, signal.SIG_IGN) for number in held}
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
