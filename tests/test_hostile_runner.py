@@ -294,3 +294,22 @@ def test_plugin_refuses_a_misspelt_dtype(pytester):
 def test_strategies_keep_their_bounds(spec):
     assert spec.in_channels == spec.out_channels == 1
     assert spec.length <= 5 and spec.kernel_size <= 2
+
+
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental")
+def test_complex32_results_must_be_complex32():
+    torch = pytest.importorskip("torch")
+
+    def to_chalf(array, dtype):
+        return torch.tensor(array).to(torch.complex32 if dtype == "complex32" else None)
+
+    def widened(x, w, b, **kwargs):  # computes right, but hands back complex64
+        return uscale_ref.conv1d(x.to(torch.complex64), w.to(torch.complex64),
+                                 b.to(torch.complex64), **kwargs)  # fmt: skip
+
+    with pytest.raises(AssertionError, match="output has dtype complex64, expected complex32"):
+        assert_conv1d(widened, dtypes=["complex32"], filter="c32_k3", to_array=to_chalf, drawn=0)
+    report = assert_conv1d(
+        uscale_ref.conv1d, dtypes=["complex32"], filter="c32_k3", to_array=to_chalf, drawn=0
+    )
+    assert report.cases == 1
