@@ -112,14 +112,16 @@ def _manifest_text(suite: str, entries: list[dict[str, Any]]) -> str:
 def _cost(spec: CaseSpec) -> float:
     """The work of one case, in multiply-adds of its three sums (for the time estimate)."""
     geometry = conv1d_geometry(
-        spec.input_shape, spec.weight_shape, **{k: spec.conv_kwargs[k] for k in _GEOMETRY_KEYS}
+        spec.input_shape,
+        spec.weight_shape,
+        stride=spec.stride,
+        padding=spec.padding,
+        dilation=spec.dilation,
+        groups=spec.groups,
     )
     per_output = spec.in_channels // spec.groups * spec.kernel_size + 1
     outputs = (spec.batch_size or 1) * spec.out_channels * geometry.out_length
     return 3.0 * outputs * per_output + 1.0
-
-
-_GEOMETRY_KEYS = ("stride", "padding", "dilation", "groups")
 
 
 class Progress:
@@ -271,12 +273,11 @@ def generate(
                 )
                 # Every byte is written before anything is moved: what is left can't fail
                 # for a full disk, and no signal stops it halfway.
-                manifest = _stage(out, _manifest_text(name, entries).encode(), run)
-                staged["manifest"] = (manifest, {"file": MANIFEST})
+                moves = [(temporary, entry["file"]) for temporary, entry in staged.values()]
+                moves.append((_stage(out, _manifest_text(name, entries).encode(), run), MANIFEST))
                 with _signals_held():
-                    for temporary, entry in staged.values():
-                        os.replace(temporary, out / entry["file"])
-                    staged.clear()
+                    for temporary, file in moves:  # the manifest last
+                        os.replace(temporary, out / file)
                     committed = True
         finally:
             for temporary in out.glob(f"{run}*.tmp"):

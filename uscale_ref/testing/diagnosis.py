@@ -271,23 +271,26 @@ def diagnose(
     produces is named.
     """
     with np.errstate(all="ignore"):
+        inputs = (_inputs(case), _inputs(case, magnitude=True))
         for description, mistake, roll in MISTAKES:
-            if _explains(case, mistake, roll, results, failing, precision):
+            if _explains(case, inputs, mistake, roll, results, failing, precision):
                 return description
     return NO_CAUSE
 
 
 def _explains(
     case: Fixture,
+    inputs: tuple[Inputs, Inputs],
     mistake: Mistake,
     roll: int,
     results: dict[str, Any],
     failing: list[str],
     precision: str,
 ) -> bool:
+    """Whether ``mistake`` changes every failing array it touches, and into the kernel's."""
     try:
-        wrong = mistake(case, _inputs(case))
-        magnitudes = mistake(case, _inputs(case, magnitude=True))
+        wrong = mistake(case, inputs[0])
+        magnitudes = mistake(case, inputs[1])
     except (ValueError, TypeError):  # the mistake cannot happen for this case
         return False
     covered = [name for name in failing if name in wrong and name in results]
