@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import golden
+from .._backend import dtype_name
 from ..golden import Fixture
 from ..golden.compare import PRECISIONS, ArrayReport
 from ..golden.fixture import build
@@ -57,18 +58,11 @@ def to_numpy(value: Any) -> np.ndarray:
     return array
 
 
-def dtype_name(value: Any) -> str:
-    """The name of an array's dtype in any library: ``"float32"``, ``"bfloat16"``, ..."""
+def _dtype_of(value: Any) -> str:
+    """The name of an array's dtype in any library (``"float32"``, ``"bfloat16"``, ...), or
+    the type's name for something that is no array."""
     dtype = getattr(value, "dtype", None)
-    if dtype is None:
-        return type(value).__name__
-    text = str(dtype)
-    if text.startswith("torch."):
-        return text.removeprefix("torch.")
-    name = getattr(dtype, "name", None)
-    if isinstance(name, str):
-        return name
-    return text.rsplit(".", 1)[-1]
+    return type(value).__name__ if dtype is None else dtype_name(dtype)
 
 
 def _message(error: BaseException) -> str:
@@ -144,7 +138,7 @@ def _converted(case: Fixture, results: dict[str, Any]) -> dict[str, np.ndarray]:
             continue  # grad_bias of a case without bias: anything (None, as autograd) goes
         if value is None:
             raise _Wrong(f"{name} is None; expected an array of dtype {case.dtype}")
-        given = dtype_name(value)
+        given = _dtype_of(value)
         if given != case.dtype:
             raise _Wrong(f"{name} has dtype {given}, expected {case.dtype}")
         array = to_numpy(value)
