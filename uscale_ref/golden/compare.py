@@ -48,7 +48,28 @@ def allowed_units(fixture: Fixture, name: str, precision: str = "exact") -> floa
 
 @dataclass(frozen=True)
 class ArrayReport:
-    """How one result array compares with its expected value."""
+    """How one result array compares with its expected value.
+
+    Attributes
+    ----------
+    name : str
+        ``output``, ``grad_input``, ``grad_weight`` or ``grad_bias``.
+    max_abs_error : float
+        The largest ``|actual - expected|``.
+    max_units : float
+        The largest ``|actual - expected| / (u * error_scale)``.
+    allowed_units : float
+        The bound on it (:func:`allowed_units`).
+    worst_index : tuple of int
+        Where ``max_units`` is reached.
+    actual_at_worst, expected_at_worst : float or complex
+        The two values there.
+    failing, size : int
+        How many elements exceed the bound, of how many.
+    pattern : str
+        Where the failing elements lie (:func:`index_pattern`), e.g.
+        ``"o in 64..127"``.
+    """
 
     name: str
     max_abs_error: float
@@ -63,6 +84,7 @@ class ArrayReport:
 
     @property
     def passed(self) -> bool:
+        """Whether every element is within the allowed units."""
         return self.max_units <= self.allowed_units
 
     def describe(self, case_id: str) -> str:

@@ -76,7 +76,20 @@ def _message(error: BaseException) -> str:
 
 @dataclass
 class ConformanceReport:
-    """What a run measured: per dtype and array, the errors in units of rounding."""
+    """What a run measured: per dtype and array, the errors in units of rounding.
+
+    Attributes
+    ----------
+    units : dict
+        ``(dtype, array name)`` to the worst error of each case, in units of
+        rounding (``u * error_scale``).
+    failures : list of str
+        The failure text of each failing case.
+    causes : list of str
+        The likely cause named for each failing comparison.
+    cases : int
+        How many cases ran.
+    """
 
     units: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
