@@ -155,7 +155,7 @@ def test_textbook_non_finite_pattern_matches_the_loop_definition(case_id, where,
 
 
 def test_the_issue_examples():
-    """A NaN or inf weight meets no padding zero in dgrad (PyTorch's answer, from the issue)."""
+    """A NaN or inf weight meets no padding zero in dgrad (PyTorch's answer)."""
     g = np.ones((1, 1, 3))
     grads = uscale_ref.conv1d_backward(g, np.zeros((1, 1, 4)), np.array([[[np.nan, 1.0]]]))
     np.testing.assert_array_equal(np.isnan(grads.grad_input[0, 0]), [True, True, True, False])
