@@ -290,14 +290,7 @@ DRAWN = [
 
 
 def _problem(spec):
-    g = conv1d_geometry(
-        spec.input_shape,
-        spec.weight_shape,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        groups=spec.groups,
-    )
+    g = spec.geometry
     arrays, _ = build(spec)
     x, d = arrays["input"], arrays["grad_output"]
     if spec.batch_size is None:

@@ -34,7 +34,6 @@ import numpy.typing as npt
 
 from .. import __version__
 from ..formats import FORMATS
-from ..geometry import conv1d_geometry
 from ..scales import scales_for_geometry
 from . import sliced
 from .errors import GoldenFileError
@@ -105,14 +104,7 @@ def build(
 def _build(
     spec: CaseSpec, step: Callable[[], None] | None
 ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
-    geometry = conv1d_geometry(
-        spec.input_shape,
-        spec.weight_shape,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        groups=spec.groups,
-    )
+    geometry = spec.geometry
     scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)
     formats = spec.formats
 

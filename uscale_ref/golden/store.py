@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from .. import __version__
-from ..geometry import conv1d_geometry
 from .errors import GoldenFileError
 from .fixture import (
     BUILD_STEPS,
@@ -111,14 +110,7 @@ def _manifest_text(suite: str, entries: list[dict[str, Any]]) -> str:
 
 def _cost(spec: CaseSpec) -> float:
     """The work of one case, in multiply-adds of its three sums (for the time estimate)."""
-    geometry = conv1d_geometry(
-        spec.input_shape,
-        spec.weight_shape,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        groups=spec.groups,
-    )
+    geometry = spec.geometry
     per_output = spec.in_channels // spec.groups * spec.kernel_size + 1
     outputs = (spec.batch_size or 1) * spec.out_channels * geometry.out_length
     return 3.0 * outputs * per_output + 1.0

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..geometry import Conv1dGeometry, conv1d_geometry
 from ..scales import conv1d_scales
 
 DTYPE_TOKENS = {
@@ -162,6 +163,18 @@ class CaseSpec:
             "constraint": self.constraint,
             "scale_power": self.scale_power,
         }
+
+    @property
+    def geometry(self) -> Conv1dGeometry:
+        """Every size of the case, resolved (:func:`uscale_ref.conv1d_geometry`)."""
+        return conv1d_geometry(
+            self.input_shape,
+            self.weight_shape,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
