@@ -89,13 +89,17 @@ def main() -> int:
             message = str(error).splitlines()[0] if str(error) else ""
             print(f"{case_id:<36} cannot run   upstream raised {type(error).__name__}: {message}")
             continue
-        reports = golden.compare(case, precision_for(case, tf32), **results)
-        worst = max(reports, key=lambda r: r.max_units / r.allowed_units)
+        # PyTorch's complex32 convolutions on the CPU keep their running sums in half
+        # precision (their gradients fail the float32-accumulation verdict and pass this one).
+        accumulate = "float16" if case.dtype == "complex32" else None
+        reports = golden.compare(case, precision_for(case, tf32), accumulate=accumulate, **results)
+        worst = max(reports, key=lambda r: r.bound_ratio)
+        least = min(reports, key=lambda r: r.precision.bits - r.precision.required)
         verdict = "pass" if all(r.passed for r in reports) else "FAIL"
         counts[verdict] += 1
         print(
-            f"{case_id:<36} {verdict:<12} worst {worst.name} {worst.max_units:.3g} units "
-            f"(allowed {worst.allowed_units:g})"
+            f"{case_id:<36} {verdict:<12} {worst.name} uses {worst.bound_ratio:.2g} of its "
+            f"bound; least precise {least.name}: {least.precision.short()}"
         )
     print(
         f"upstream vs goldens: {counts['pass']} passed, {counts['FAIL']} failed, "

@@ -81,7 +81,7 @@ def _check(tmp_path, suite, data, name=CASE):
 
 def test_correct_results_pass(tmp_path, suite):
     reports, problems = _check(tmp_path, suite, suite[2])
-    assert not problems and reports and all(r.passed for _, r in reports)
+    assert not problems and reports and all(v.passed for v in reports)
 
 
 @pytest.mark.parametrize("cut", [0, 10, 100, -1])
@@ -143,7 +143,7 @@ def test_big_endian_results_are_accepted(tmp_path, suite):
     buffer = io.BytesIO()
     np.savez(buffer, **{k: v.astype(v.dtype.newbyteorder(">")) for k, v in case.expected.items()})
     reports, problems = _check(tmp_path, suite, buffer.getvalue())
-    assert not problems and all(r.passed for _, r in reports)
+    assert not problems and all(v.passed for v in reports)
 
 
 def test_dev_zero_is_not_a_fixture():
@@ -311,7 +311,7 @@ def test_mutated_files_give_a_named_error_or_a_correct_pass(
             reports, problems = golden.check_directory(_results(workdir, data), folder)
             assert reports or problems
             if not problems and data == results_bytes:
-                assert all(r.passed for _, r in reports)
+                assert all(v.passed for v in reports)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from independent import Kernel
 
 import uscale_ref
-from uscale_ref import formats, golden
+from uscale_ref import formats, golden, verdict
 from uscale_ref.testing import NO_CAUSE, assert_conv1d, to_numpy
 from uscale_ref.testing.strategies import case_specs, problems
 
@@ -126,13 +126,17 @@ def test_a_kernel_that_writes_into_its_inputs_is_judged_on_its_results():
 
 def test_an_error_just_past_the_tolerance_names_no_mistake():
     case = golden.load(CASE)
-    units = case.tolerance_units("output") * 1.5
+    rule = verdict.rule_for(case.dtype)
+    magnitude = np.abs(case.expected["output"]) + np.abs(
+        case.metadata["scales"]["output"] * case.inputs["bias"]
+    ).reshape(-1, 1)
+    bound = rule.bound(case.terms("output"), case.error_scale("output"), magnitude)
 
     def slightly_off(x, w, b, **kwargs):
         y = RIGHT.forward(x, w, b, **kwargs)
         if kwargs["constraint"] != "to_output_scale" or y.shape != case.expected["output"].shape:
             return y
-        return y + units * np.finfo(np.float64).eps / 2 * case.error_scale("output")
+        return y + 1.5 * bound
 
     with pytest.raises(AssertionError) as failure:
         assert_conv1d(slightly_off, filter=CASE, drawn=0)

@@ -98,14 +98,21 @@ def test_two_runs_into_one_folder_both_land(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupt_leaves_the_folder_as_it_was(folder, sig):
     before = _snapshot(folder)
+    # Each case is slowed down to 50 ms, so the suite takes some ten seconds on any machine
+    # and the signal lands inside the generation, not after it.
     code = (
-        "import sys\nfrom uscale_ref.cli import main\n"
+        "import sys, time\nfrom uscale_ref.cli import main\n"
+        "from uscale_ref.golden import fixture, store\n"
+        "def slow(*args, **kwargs):\n"
+        "    time.sleep(0.05)\n"
+        "    return fixture.build(*args, **kwargs)\n"
+        "store.build = slow\n"
         "print('started', flush=True)\n"
         "sys.exit(main(['golden', 'generate', '--out', sys.argv[1]]))\n"
     )
     process = _run(code, folder)
     assert process.stdout.readline().strip() == "started"
-    time.sleep(1.5)  # inside the generation: the whole suite takes longer
+    time.sleep(1.5)  # inside the generation
     process.send_signal(sig)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err

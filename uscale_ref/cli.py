@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -118,7 +117,7 @@ def _golden_generate(args: argparse.Namespace) -> int:
 
 def _golden_verify(args: argparse.Namespace) -> int:
     from . import golden
-    from .golden.compare import printable
+    from .verdict.directory import printable
 
     directory = args.directory or golden.default_dir()
     if not Path(directory).is_dir():
@@ -135,40 +134,61 @@ def _golden_verify(args: argparse.Namespace) -> int:
 
 def _golden_check(args: argparse.Namespace) -> int:
     from . import golden
-    from .golden.compare import printable
+    from .verdict import check_directory, format_table
+    from .verdict.diagnosis import NO_CAUSE, diagnose
+    from .verdict.directory import printable, read_results
 
-    reports, problems = golden.check_directory(args.results, args.golden, args.precision)
-    if reports:
-        print(golden.format_table(reports))
+    if args.golden is not None and not Path(args.golden).is_dir():
+        raise ValueError(f"--golden {args.golden}: not a directory")
+    if not Path(args.results).is_dir():
+        raise ValueError(f"{args.results}: not a directory")
+    if args.plot is not None:
+        _check_plotting()
+    verdicts, problems = check_directory(
+        args.results, args.golden, args.precision, accumulate=args.accumulate,
+        skip=args.skip, reference=True,
+    )  # fmt: skip
+    if verdicts:
+        print(format_table(verdicts))
     for problem in problems:
         print(f"error: {printable(problem)}", file=sys.stderr)
-    failed = sum(not report.passed for _, report in reports)
-    causes = _likely_causes(args, reports)
-    for case_id, cause in causes.items():
-        print(f"{case_id}: likely cause: {cause}")
-    known = {cause for cause in causes.values() if cause != "no single known mistake explains this"}
+    causes = {}
+    for verdict in verdicts:
+        if verdict.passed and args.plot is None:
+            continue
+        if not verdict.passed:
+            fixture = golden.load(verdict.case_id, args.golden)
+            results = read_results(Path(args.results) / f"{verdict.case_id}.npz", fixture)
+            with np.errstate(all="ignore"):
+                cause = diagnose(
+                    fixture, results, [r.name for r in verdict.failing], args.precision,
+                    args.accumulate, verdict.failing,
+                )  # fmt: skip
+            causes[verdict.case_id] = cause
+            print(verdict.describe())
+            print(f"  likely cause: {cause}")
+        if args.plot is not None:
+            folder = Path(args.plot)
+            folder.mkdir(parents=True, exist_ok=True)
+            picture = verdict.plot(folder / f"{verdict.case_id}.png")
+            if not verdict.passed:
+                print(f"  picture: {picture}")
+    known = {cause for cause in causes.values() if cause != NO_CAUSE}
     if len(causes) > 1 and len(known) == 1 and len(known) == len(set(causes.values())):
         print(f"every failing case is explained by one mistake: {known.pop()}")
-    print(f"check: {len(reports) - failed} passed, {failed} failed, {len(problems)} problem(s)")
+    arrays = [report for verdict in verdicts for report in verdict.arrays]
+    failed = sum(not report.passed for report in arrays)
+    if args.plot is not None and verdicts:
+        print(f"pictures of {len(verdicts)} case(s) in {args.plot}")
+    print(f"check: {len(arrays) - failed} passed, {failed} failed, {len(problems)} problem(s)")
     return 1 if failed or problems else 0
 
 
-def _likely_causes(args: argparse.Namespace, reports: list[Any]) -> dict[str, str]:
-    """case id -> the likely cause of its failing arrays."""
-    from . import golden
-    from .golden.compare import read_results
-    from .testing import diagnose
-
-    failing: dict[str, list[str]] = {}
-    for case_id, report in reports:
-        if not report.passed:
-            failing.setdefault(case_id, []).append(report.name)
-    causes = {}
-    for case_id, names in failing.items():
-        fixture = golden.load(case_id, args.golden)
-        results = read_results(Path(args.results) / f"{case_id}.npz", fixture)
-        causes[case_id] = diagnose(fixture, results, names, args.precision)
-    return causes
+def _check_plotting() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError("--plot needs matplotlib (pip install 'uscale-ref[plot]')") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,7 +278,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         default="exact",
         choices=["exact", "tf32"],
-        help="tf32: widen the float32/complex64 tolerance by what TF32 multiplicands can cost",
+        help="tf32: the float32/complex64 kernel rounds its multiplicands to TF32",
+    )
+    check.add_argument(
+        "--accumulate",
+        choices=["float16", "bfloat16", "float32", "float64"],
+        help="the format your kernel accumulates in, when not the default (float32 for "
+        "float16, bfloat16 and complex32 cases, else the case's dtype)",
+    )
+    check.add_argument(
+        "--skip",
+        action="append",
+        choices=["bound", "precision", "bias"],
+        help="switch a check off (repeatable)",
+    )
+    check.add_argument(
+        "--plot",
+        metavar="DIR",
+        type=_folder,
+        help="draw each case's precision map and error histogram to DIR/<case_id>.png "
+        "(needs matplotlib)",
     )
     check.set_defaults(handler=_golden_check)
     return parser

@@ -35,13 +35,17 @@ import numpy.typing as npt
 from .. import __version__
 from ..formats import FORMATS
 from ..scales import scales_for_geometry
+from ..verdict.conventions import convention_centres, narrow
+from ..verdict.layout import layout_of
 from . import sliced
 from .errors import GoldenFileError
 from .inputs import draw, seed_for
 from .npz import read_npz
 from .suite import DTYPES, STORAGE, CaseSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 files (the same arrays, an older rule in the metadata) are still read.
+READABLE_VERSIONS = (1, 2)
 INPUT_NAMES = ("input", "weight", "bias", "grad_output")
 RESULT_NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -71,17 +75,54 @@ def _terms(spec: CaseSpec, out_length: int) -> dict[str, int]:
     }
 
 
-def tolerance_units(dtype: str, terms: int) -> float:
-    """Recommended bound on ``|actual - expected| / (u * error_scale)``.
+def tolerance_metadata(
+    dtype: str,
+    terms: dict[str, int],
+    scales: dict[str, float],
+    centres: dict[str, list[float]],
+) -> dict[str, Any]:
+    """The verdict's rule with the case's numbers, for readers in any language.
 
-    A sum of ``n`` products accumulated in the fixture's own dtype, in any
-    order, is within about ``n u`` of exact in units of the error scale
-    (Higham, Accuracy and Stability of Numerical Algorithms, 3.1); add one
-    ``u`` for a scale multiplication and one for the final rounding, and
-    double it for complex products.
+    The accumulation format is the default one (float32 for float16, bfloat16
+    and complex32 cases, else the dtype); docs/golden-format.md derives each
+    number.
     """
-    factor = 2.0 if dtype.startswith("complex") else 1.0
-    return factor * (terms + 2)
+    from ..verdict import rule as verdict_rule
+
+    rule = verdict_rule.rule_for(dtype)
+    return {
+        "rule": (
+            "abs(actual - expected) <= accumulation_units * accumulation_unit_roundoff "
+            "* error_scale + output_units * unit_roundoff * rounded, element-wise; "
+            "rounded = abs(expected), plus abs(scales.output * bias[o]) for the output"
+        ),
+        "output_format": rule.output_format,
+        "unit_roundoff": rule.u_out,
+        "accumulation": rule.accumulate,
+        "accumulation_unit_roundoff": rule.u_acc,
+        "terms": terms,
+        "accumulation_units": {name: rule.accumulation_units(n) for name, n in terms.items()},
+        "output_units": rule.complex_factor * verdict_rule.OUTPUT_ROUNDINGS,
+        "precision": {
+            "yardstick": "sqrt((accumulation_unit_roundoff * error_scale)**2 "
+            "+ (unit_roundoff * rounded)**2)",
+            "format_bits": rule.bits,
+            "margin_bits": verdict_rule.MARGIN_BITS,
+            "block": verdict_rule.BLOCK,
+        },
+        "bias": {
+            "z_limit": verdict_rule.Z_LIMIT,
+            "centres": centres,
+            "allowed": {
+                name: [list(pair) for pair in rule.allowed_scale_errors(scales[name], c)]
+                for name, c in centres.items()
+            },
+            "row_allowed": {
+                name: [list(pair) for pair in rule.allowed_row_scale_errors(scales[name], c)]
+                for name, c in centres.items()
+            },
+        },
+    }
 
 
 #: How many progress steps :func:`build` reports per case.
@@ -124,6 +165,7 @@ def _build(
     def as_batch(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return a if batched else a[None]
 
+    unscaled: dict[str, npt.NDArray[Any]] | None = {} if narrow(spec.dtype) else None
     results = sliced.expected_results(
         as_batch(arrays["input"]),
         arrays["weight"],
@@ -133,12 +175,21 @@ def _build(
         scales,
         spec.dtype,
         step=step,
+        unscaled_out=unscaled,
     )
+    centres: dict[str, list[float]] = {}
     for name, (value, error_scale) in results.items():
         if not batched and name in ("output", "grad_input"):
             value, error_scale = value[0], error_scale[0]
         arrays[name] = value
         arrays[f"error_scale_{name}"] = error_scale
+        held = None if unscaled is None else unscaled[name].reshape(value.shape)
+        scale = getattr(scales, name)
+        centres[name] = (
+            [0.0]
+            if held is None
+            else convention_centres(value, held, scale, spec.dtype, layout_of(name, value.shape))
+        )
 
     terms = {k: v for k, v in _terms(spec, geometry.out_length).items() if k in results}
     metadata = {
@@ -171,12 +222,7 @@ def _build(
         "seeds": {name: seed_for(spec.id, name) for name in INPUT_NAMES if name in arrays},
         "generator": f"uscale_ref {__version__}: SplitMix64 + 4-term Irwin-Hall inputs; "
         "exact sliced products (Ozaki) rounded once",
-        "tolerance": {
-            "rule": "abs(actual - expected) <= units * unit_roundoff * error_scale, element-wise",
-            "unit_roundoff": unit_roundoff(spec.dtype),
-            "terms": terms,
-            "units": {name: tolerance_units(spec.dtype, n) for name, n in terms.items()},
-        },
+        "tolerance": tolerance_metadata(spec.dtype, terms, scales._asdict(), centres),
     }
     return arrays, metadata
 
@@ -260,10 +306,15 @@ class Fixture:
         the same scaled sum over absolute values (``|re| + |im|`` for complex)."""
         return self.arrays[f"error_scale_{name}"]
 
-    def tolerance_units(self, name: str) -> float:
-        """The recommended bound for result ``name``, in units of
-        ``unit_roundoff * error_scale``: ``terms + 2``, doubled for complex."""
-        return float(self.metadata["tolerance"]["units"][name])
+    def terms(self, name: str) -> int:
+        """How many products an element of result ``name`` sums, at most."""
+        return int(self.metadata["tolerance"]["terms"][name])
+
+    def scale_centres(self, name: str) -> list[float] | None:
+        """The relative scale errors of the rounding conventions correct kernels use on result
+        ``name`` (:mod:`uscale_ref.verdict.conventions`); None in a version 1 file."""
+        centres = self.metadata["tolerance"].get("bias", {}).get("centres", {}).get(name)
+        return None if centres is None else [float(c) for c in centres]
 
     @property
     def spec(self) -> CaseSpec:
@@ -326,10 +377,10 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise GoldenFileError(f"{path}: metadata is not UTF-8 JSON ({error})") from None
     if not isinstance(metadata, dict):
         raise GoldenFileError(f"{path}: metadata must be a JSON object")
-    if metadata.get("format_version") != FORMAT_VERSION:
+    if metadata.get("format_version") not in READABLE_VERSIONS:
         raise GoldenFileError(
             f"{path}: format_version {metadata.get('format_version')!r}, "
-            f"this reader knows {FORMAT_VERSION}"
+            f"this reader knows {', '.join(map(str, READABLE_VERSIONS))}"
         )
     if metadata.get("dtype") not in DTYPES:
         raise GoldenFileError(f"{path}: metadata dtype must be one of {DTYPES}")
@@ -340,11 +391,19 @@ def read_metadata(path: Path) -> dict[str, Any]:
     for field in ("resolved", "shapes", "tolerance"):
         if not isinstance(metadata.get(field), dict):
             raise GoldenFileError(f"{path}: metadata {field!r} must be a JSON object")
-    units = metadata["tolerance"].get("units")
-    if not isinstance(units, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in units.values()
+    terms = metadata["tolerance"].get("terms")
+    if not isinstance(terms, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in terms.values()
     ):
-        raise GoldenFileError(f"{path}: metadata tolerance 'units' must map names to numbers")
+        raise GoldenFileError(
+            f"{path}: metadata tolerance 'terms' must map names to non-negative integers"
+        )
+    scales = metadata.get("scales")
+    if not isinstance(scales, dict) or not all(
+        isinstance(scales.get(name), (int, float)) and not isinstance(scales.get(name), bool)
+        for name in RESULT_NAMES
+    ):
+        raise GoldenFileError(f"{path}: metadata 'scales' must give a number for each result")
     return metadata
 
 
@@ -383,6 +442,6 @@ def read(path: Path | str) -> Fixture:
     for name in sorted(allowed - {"metadata"}):
         if name not in arrays:
             raise GoldenFileError(f"{path}: missing array {name!r}")
-        if name in results and name not in metadata["tolerance"]["units"]:
-            raise GoldenFileError(f"{path}: no tolerance for {name!r} in the metadata")
+        if name in results and name not in metadata["tolerance"]["terms"]:
+            raise GoldenFileError(f"{path}: no term count for {name!r} in the metadata")
     return Fixture(id=str(metadata.get("id", path.stem)), metadata=metadata, arrays=arrays)

@@ -159,16 +159,20 @@ def forward(
     factor: float,
     target: str,
     memory: int = DEFAULT_MEMORY,
+    unscaled_out: list[Float] | None = None,
 ) -> list[Float]:
     """``factor * (sum_{i,k} w[o,i,k] x_pad[n, g C_g + i, l s + k d] + b[o])``, rounded.
 
-    One array ``(N, O, L_out)`` per part (real, then imaginary).
+    One array ``(N, O, L_out)`` per part (real, then imaginary). When
+    ``unscaled_out`` is a list, it receives the same sums without the factor,
+    rounded to ``target`` too.
     """
     g = geometry
     out_g, n_parts = g.out_channels // g.groups, 1 if w[1] is None else 2
     inner = n_parts * g.fan_in * g.kernel_size + 1
     bits = ozaki.slice_bits(inner)
     result = [np.empty((g.batch_size, g.out_channels, g.out_length)) for _ in range(n_parts)]
+    unscaled = _unscaled(unscaled_out, result)
     # The patches and their slices: about eight float64 copies per column.
     blocks = _blocks(g.batch_size, g.out_length, 8 * 8 * inner, memory)
     for group in range(g.groups):
@@ -196,9 +200,21 @@ def forward(
             for part, slices in enumerate(left_slices):
                 limbs = ozaki.Limbs((out_g, block.columns), bits)
                 ozaki.accumulate(limbs, slices, right_slices)
-                values = ozaki.round_scaled(limbs, row_exponent + column_exponent, factor, target)
+                frame = row_exponent + column_exponent
+                values = ozaki.round_scaled(limbs, frame, factor, target)
                 result[part][block.where(channels)] = _unflat(values, len(block.items))
+                if unscaled:
+                    values = ozaki.round_scaled(limbs, frame, 1.0, target)
+                    unscaled[part][block.where(channels)] = _unflat(values, len(block.items))
     return result
+
+
+def _unscaled(out: list[Float] | None, like: list[Float]) -> list[Float]:
+    """Fill ``out`` (when a list) with arrays shaped as ``like``'s, for the unscaled sums."""
+    if out is None:
+        return []
+    out[:] = [np.empty(a.shape) for a in like]
+    return out
 
 
 def input_grad(
@@ -208,6 +224,7 @@ def input_grad(
     factor: float,
     target: str,
     memory: int = DEFAULT_MEMORY,
+    unscaled_out: list[Float] | None = None,
 ) -> list[Float]:
     """``factor * sum conj(w[o,i,k]) delta[n,o,l]`` over ``l s + k d = t + p_l``, rounded.
 
@@ -216,12 +233,14 @@ def input_grad(
     padded zero is multiplied. The block's positions ``t`` take their terms
     from the outputs ``l`` that reach them (:func:`_tap_reach`); each batch
     item has one power of two for all its columns, so that the taps, which
-    read different columns, add into the same frame.
+    read different columns, add into the same frame. ``unscaled_out``: as
+    for :func:`forward`.
     """
     g = geometry
     out_g, n_parts = g.out_channels // g.groups, 1 if w[1] is None else 2
     bits = ozaki.slice_bits(n_parts * out_g)
     result = [np.empty((g.batch_size, g.in_channels, g.in_length)) for _ in range(n_parts)]
+    unscaled = _unscaled(unscaled_out, result)
     blocks = _blocks(g.batch_size, g.in_length, 8 * 10 * n_parts * (out_g + g.fan_in), memory)
     for group in range(g.groups):
         channels = slice(group * g.fan_in, (group + 1) * g.fan_in)
@@ -282,6 +301,9 @@ def input_grad(
             for part in range(n_parts):
                 values = ozaki.round_scaled(limbs[part], frame, factor, target)
                 result[part][block.where(channels)] = values.transpose(1, 0, 2)
+                if unscaled:
+                    values = ozaki.round_scaled(limbs[part], frame, 1.0, target)
+                    unscaled[part][block.where(channels)] = values.transpose(1, 0, 2)
     return result
 
 
@@ -301,13 +323,15 @@ def weight_grad(
     target: str,
     bias_factor: float | None = None,
     memory: int = DEFAULT_MEMORY,
+    unscaled_out: list[Float] | None = None,
 ) -> tuple[list[Float], list[Float] | None]:
     """``factor * sum_{n,l} delta[n,o,l] conj(x_pad[n, g C_g + i, l s + k d])``, rounded.
 
     Also, when ``bias_factor`` is given, ``bias_factor * sum_{n,l} delta[n,o,l]``
     (a column of ones beside the patches). One array per part each. The
     batch and length are the inner dimension, cut into blocks whose exact
-    products add up in the limbs.
+    products add up in the limbs. ``unscaled_out`` receives the weight
+    gradient's parts, then the bias gradient's, without their factors.
     """
     g = geometry
     out_g, n_parts = g.out_channels // g.groups, 1 if x_pad[1] is None else 2
@@ -316,6 +340,7 @@ def weight_grad(
     bits = ozaki.slice_bits(min(n_parts * blocks[0].columns, 2048))
     weight = [np.empty((g.out_channels, columns)) for _ in range(n_parts)]
     bias = [np.empty(g.out_channels) for _ in range(n_parts)] if bias_factor is not None else None
+    unscaled = _unscaled(unscaled_out, weight + (bias or []))
     for group in range(g.groups):
         channels = slice(group * out_g, (group + 1) * out_g)
         d_group = _per_group(delta, group, out_g, 1)
@@ -345,12 +370,22 @@ def weight_grad(
             weights = ozaki.Limbs((out_g, columns), bits)
             weights.limbs = [limb[:, :columns] for limb in carried]
             weight[part][channels] = ozaki.round_scaled(weights, frame[:, :columns], factor, target)
+            if unscaled:
+                unscaled[part][channels] = ozaki.round_scaled(
+                    weights, frame[:, :columns], 1.0, target
+                )
             if bias is not None and bias_factor is not None:
                 sums = ozaki.Limbs((out_g, 1), bits)
                 sums.limbs = [limb[:, columns:] for limb in carried]
                 bias[part][channels] = ozaki.round_scaled(
                     sums, frame[:, columns:], bias_factor, target
                 )[:, 0]
+                if unscaled:
+                    unscaled[n_parts + part][channels] = ozaki.round_scaled(
+                        sums, frame[:, columns:], 1.0, target
+                    )[:, 0]
+    if unscaled:
+        unscaled[:n_parts] = [a.reshape(geometry.weight_shape) for a in unscaled[:n_parts]]
     return [a.reshape(geometry.weight_shape) for a in weight], bias
 
 
@@ -447,6 +482,7 @@ def expected_results(
     target: str | None = None,
     memory: int = DEFAULT_MEMORY,
     step: Callable[[], None] | None = None,
+    unscaled_out: dict[str, npt.NDArray[Any]] | None = None,
 ) -> dict[str, tuple[npt.NDArray[Any], Float]]:
     """Expected ``output`` and gradients, each with its element-wise error scale.
 
@@ -457,6 +493,9 @@ def expected_results(
     for complex), rounded to nearest float64. ``memory`` bounds the blocks'
     temporaries, in bytes. ``step()``, when given, is called after each of
     the six passes (three sums, each with its error scale): a progress hook.
+    ``unscaled_out``, when a dict, receives each result's exact sum without
+    its scale factor, rounded once to ``target``: what a kernel holds before
+    it multiplies by the scale.
     """
     dtype = target or np.dtype(x.dtype).name
     part = _PART_TARGET[dtype]
@@ -468,20 +507,30 @@ def expected_results(
     abs_w, abs_d = _finite((_l1(w), None)), _finite((_l1(delta), None))
     abs_b = None if b is None else _finite((_l1(b), None))
     done = step or (lambda: None)
+    keep: dict[str, list[Float]] | None = None
+    if unscaled_out is not None:
+        keep = {"output": [], "grad_input": [], "gradients": []}
     with np.errstate(all="ignore"):
-        output = forward(x_pad, w_parts, b_parts, g, scales.output, part, memory)
+        output = forward(
+            x_pad, w_parts, b_parts, g, scales.output, part, memory,
+            None if keep is None else keep["output"],
+        )  # fmt: skip
         done()
         output_scale = forward(abs_x_pad, abs_w, abs_b, g, abs(scales.output), "float64", memory)
         done()
-        grad_input = input_grad(d_parts, w_parts, g, scales.grad_input, part, memory)
+        grad_input = input_grad(
+            d_parts, w_parts, g, scales.grad_input, part, memory,
+            None if keep is None else keep["grad_input"],
+        )  # fmt: skip
         done()
         grad_input_scale = input_grad(abs_d, abs_w, g, abs(scales.grad_input), "float64", memory)
         done()
         bias_factor = None if b is None else scales.grad_bias
         abs_bias_factor = None if b is None else abs(scales.grad_bias)
         grad_weight, grad_bias = weight_grad(
-            d_parts, x_pad, g, scales.grad_weight, part, bias_factor, memory
-        )
+            d_parts, x_pad, g, scales.grad_weight, part, bias_factor, memory,
+            None if keep is None else keep["gradients"],
+        )  # fmt: skip
         done()
         grad_weight_scale, grad_bias_scale = weight_grad(
             abs_d, abs_x_pad, g, abs(scales.grad_weight), "float64", abs_bias_factor, memory
@@ -494,6 +543,13 @@ def expected_results(
     }
     if grad_bias is not None and grad_bias_scale is not None:
         results["grad_bias"] = (_combine(grad_bias, dtype), grad_bias_scale[0])
+    if unscaled_out is not None and keep is not None:
+        n_parts = len(output)
+        unscaled_out["output"] = _combine(keep["output"], dtype)
+        unscaled_out["grad_input"] = _combine(keep["grad_input"], dtype)
+        unscaled_out["grad_weight"] = _combine(keep["gradients"][:n_parts], dtype)
+        if grad_bias is not None:
+            unscaled_out["grad_bias"] = _combine(keep["gradients"][n_parts:], dtype)
     if _nonfinite_inputs(x, w, b, delta):
         factors = {
             "output": scales.output,
@@ -508,4 +564,6 @@ def expected_results(
                 _take_special(value, values[name], factors[name]),
                 _take_special(scale, magnitudes[name], abs(factors[name])),
             )
+            if unscaled_out is not None:
+                unscaled_out[name] = _take_special(unscaled_out[name], values[name], 1.0)
     return results

@@ -10,12 +10,16 @@ reads another folder::
                       golden_case.inputs["bias"], **golden_case.kwargs)
         golden_case.check(output=y)
 
-``golden_case.check`` raises an ``AssertionError`` naming the worst element
-and the likely cause of a failure.
+``golden_case.check`` raises an ``AssertionError`` with the same report as
+:func:`uscale_ref.testing.assert_conv1d`: the failing checks (bound,
+precision, bias), where they fail, and the likely cause;
+``--uscale-ref-plot DIR`` draws a picture of each failing case.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +30,8 @@ __all__ = ["GoldenCase"]
 class GoldenCase:
     """One golden case, as a test sees it: inputs, keyword arguments and ``check``."""
 
-    def __init__(self, case_id: str, directory: str | None) -> None:
-        self.id, self.directory = case_id, directory
+    def __init__(self, case_id: str, directory: str | None, plots: str | None = None) -> None:
+        self.id, self.directory, self.plots = case_id, directory, plots
         self._fixture: Any = None
 
     @property
@@ -54,27 +58,52 @@ class GoldenCase:
         """The case's dtype name."""
         return str(self.fixture.dtype)
 
-    def check(self, precision: str = "exact", **results: Any) -> None:
-        """Assert ``output=``, ``grad_input=``, ... match; a failure names its likely cause.
+    def check(
+        self,
+        precision: str = "exact",
+        *,
+        accumulate: str | None = None,
+        skip: str | Sequence[str] | None = None,
+        plot: str | Path | None = None,
+        **results: Any,
+    ) -> None:
+        """Assert ``output=``, ``grad_input=``, ... pass; a failure names its likely cause.
+
+        ``precision``, ``accumulate`` and ``skip`` as for
+        :func:`uscale_ref.testing.assert_conv1d`; ``plot``, a PNG path: on
+        failure, draw the case's picture there and name it in the message
+        (``--uscale-ref-plot DIR`` does so for every failing case).
 
         Raises
         ------
         TypeError
             When no result is given (nothing would be checked).
         """
-        from uscale_ref import golden
-        from uscale_ref.testing import diagnose, to_numpy
+        from uscale_ref.testing import to_numpy
+        from uscale_ref.verdict import judge
+        from uscale_ref.verdict.diagnosis import diagnose
+        from uscale_ref.verdict.reference import correct_results
 
         given = {k: to_numpy(v) for k, v in results.items() if v is not None}
         if not given:
             raise TypeError(
                 "check needs at least one result: output=, grad_input=, grad_weight= or grad_bias="
             )
-        failing = [r for r in golden.compare(self.fixture, precision, **given) if not r.passed]
-        if failing:
-            lines = [r.describe(self.id) for r in failing]
-            cause = diagnose(self.fixture, given, [r.name for r in failing], precision)
-            raise AssertionError("\n".join([*lines, f"likely cause: {cause}"]))
+        fixture = self.fixture
+        verdict = judge(fixture, given, precision, accumulate, skip)
+        if verdict.passed:
+            return
+        verdict = judge(fixture, given, precision, accumulate, skip, correct_results(fixture))
+        cause = diagnose(
+            fixture, given, [r.name for r in verdict.failing], precision, accumulate,
+            verdict.failing,
+        )  # fmt: skip
+        lines = [verdict.describe(), f"likely cause: {cause}"]
+        if plot is None and self.plots is not None:
+            plot = Path(self.plots) / f"{self.id}.png"
+        if plot is not None:
+            lines.append(f"picture: {verdict.plot(plot)}")
+        raise AssertionError("\n".join(lines))
 
     def __repr__(self) -> str:
         return f"GoldenCase({self.id!r})"
@@ -86,6 +115,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="folder of uscale_ref golden cases for the golden_case fixture (default: the "
         "committed suite)",
+    )
+    parser.addoption(
+        "--uscale-ref-plot",
+        default=None,
+        metavar="DIR",
+        help="draw a picture of each failing golden_case check into DIR (needs matplotlib)",
     )
 
 
@@ -116,5 +151,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except ValueError as error:
         raise pytest.UsageError(f"uscale_ref_golden marker: {error}") from None
     directory = metafunc.config.getoption("--uscale-ref-golden")
+    plots = metafunc.config.getoption("--uscale-ref-plot")
     ids = _case_ids(directory, dtypes, options.get("filter"))
-    metafunc.parametrize("golden_case", [GoldenCase(i, directory) for i in ids], ids=ids)
+    metafunc.parametrize("golden_case", [GoldenCase(i, directory, plots) for i in ids], ids=ids)

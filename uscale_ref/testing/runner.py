@@ -15,11 +15,13 @@ import numpy as np
 from .. import golden
 from .._backend import dtype_name
 from ..golden import Fixture
-from ..golden.compare import PRECISIONS, ArrayReport
 from ..golden.fixture import build
 from ..golden.store import _read_manifest
-from ..golden.suite import FULL_DTYPES, CaseSpec
-from .diagnosis import NO_CAUSE, diagnose
+from ..golden.suite import DTYPES, FULL_DTYPES, CaseSpec
+from ..verdict import CaseVerdict, judge
+from ..verdict.diagnosis import NO_CAUSE, diagnose
+from ..verdict.reference import correct_results
+from ..verdict.rule import CHECKS, check_accumulate, check_precision, check_skip
 from .drawing import SIZES, _options, draw_specs, dtype_list
 
 __all__ = ["ConformanceReport", "assert_conv1d", "to_numpy"]
@@ -76,38 +78,84 @@ def _message(error: BaseException) -> str:
 
 @dataclass
 class ConformanceReport:
-    """What a run measured: per dtype and array, the errors in units of rounding.
+    """What a run measured: per dtype and array, the errors, the precision and the bias.
 
     Attributes
     ----------
     units : dict
         ``(dtype, array name)`` to the worst error of each case, in units of
-        rounding (``u * error_scale``).
+        rounding (``u * error_scale``, ``u`` the output format's).
+    bits : dict
+        ``(dtype, array name)`` to the precision of each case's array, in
+        significant bits (inf where it is exact).
+    tile_bits : dict
+        The same for each case's least precise tile.
+    bias_z : dict
+        The same for the errors' bias, in standard errors from the allowed values.
     failures : list of str
         The failure text of each failing case.
     causes : list of str
         The likely cause named for each failing comparison.
+    verdicts : list of CaseVerdict
+        Every judged case, for :meth:`plot`.
+    pictures : list of Path
+        The pictures drawn of failing cases (``plot=`` of :func:`assert_conv1d`).
     cases : int
         How many cases ran.
     """
 
     units: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    bits: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    tile_bits: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    bias_z: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     causes: list[str] = field(default_factory=list)
+    verdicts: list[CaseVerdict] = field(default_factory=list)
+    pictures: list[Path] = field(default_factory=list)
     cases: int = 0
 
-    def add(self, case: Fixture, reports: Sequence[ArrayReport]) -> None:
-        for report in reports:
-            self.units.setdefault((case.dtype, report.name), []).append(report.max_units)
+    def add(self, case: Fixture, verdict: CaseVerdict) -> None:
+        self.verdicts.append(verdict)
+        for report in verdict.arrays:
+            key = (case.dtype, report.name)
+            self.units.setdefault(key, []).append(report.max_units)
+            self.bits.setdefault(key, []).append(report.precision.bits)
+            self.tile_bits.setdefault(key, []).append(report.least_tile_bits)
+            self.bias_z.setdefault(key, []).append(report.bias.z)
+
+    def plot(self, directory: str | Path) -> list[Path]:
+        """Draw every judged case's picture into ``directory`` (one PNG per case)."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [v.plot(folder / f"{_file_name(v.case_id)}.png") for v in self.verdicts]
 
     def __str__(self) -> str:
-        lines = [f"{self.cases} cases; error in units of rounding (u x error scale):"]
-        lines.append(f"  {'dtype':<11} {'array':<12} {'largest':>9} {'median':>9}")
+        lines = [
+            f"{self.cases} cases; errors in units of rounding (u x error scale), precision in "
+            "significant bits (lowest over the cases, and of their least precise tiles), bias "
+            "in standard errors (largest):"
+        ]
+        lines.append(
+            f"  {'dtype':<11} {'array':<12} {'largest':>9} {'median':>9} {'bits':>6} "
+            f"{'tile':>6} {'bias':>6}"
+        )
         for (dtype, name), values in sorted(self.units.items()):
+            key = (dtype, name)
+            bits, tile = min(self.bits[key]), min(self.tile_bits[key])
             lines.append(
-                f"  {dtype:<11} {name:<12} {max(values):>9.3g} {statistics.median(values):>9.3g}"
+                f"  {dtype:<11} {name:<12} {max(values):>9.3g} {statistics.median(values):>9.3g} "
+                f"{_bits_column(bits):>6} {_bits_column(tile):>6} {max(self.bias_z[key]):>6.2g}"
             )
         return "\n".join(lines)
+
+
+def _bits_column(bits: float) -> str:
+    return "exact" if bits == float("inf") else f"{bits:.1f}"
+
+
+def _file_name(case_id: str) -> str:
+    """A case id as a file name: a drawn case's ``drawn:`` prefix without its colon."""
+    return case_id.replace(":", "-").replace("/", "-")
 
 
 class _Wrong(Exception):
@@ -161,17 +209,27 @@ def _converted(case: Fixture, results: dict[str, Any]) -> dict[str, np.ndarray]:
     return converted
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How results are judged, and where failing cases are drawn."""
+
+    precision: str = "exact"
+    accumulate: str | None = None
+    skip: frozenset[str] | None = None
+    plot: Path | None = None
+
+
 def _check(
     case: Fixture,
     forward: Callable[..., Any],
     backward: Callable[..., Any] | None,
     to_array: Callable[[np.ndarray, str], Any],
-    precision: str,
+    options: _Options,
     report: ConformanceReport,
 ) -> str | None:
     """One case: None when it passes, else a readable failure with its likely cause."""
     report.cases += 1
-    precision = precision if case.dtype in _TF32_DTYPES else "exact"
+    precision = options.precision if case.dtype in _TF32_DTYPES else "exact"
     try:
         raw = _call(case, forward, backward, to_array)
     except _Wrong as wrong:
@@ -182,17 +240,36 @@ def _check(
         results = _converted(case, raw)
     except _Wrong as wrong:
         return f"{case.id}: {wrong}"
+    skip = None if options.skip is None else sorted(options.skip)
     with np.errstate(all="ignore"):
-        reports = golden.compare(case, precision, **results)
-    report.add(case, reports)
-    failing = [r for r in reports if not r.passed]
-    if not failing:
+        verdict = judge(case, results, precision, options.accumulate, skip)
+        if not verdict.passed or options.plot is not None:
+            # A correct evaluation beside the kernel's: its precision in the message and
+            # its error histogram in the picture.
+            verdict = judge(case, results, precision, options.accumulate, skip,
+                            reference=correct_results(case))  # fmt: skip
+    report.add(case, verdict)
+    if verdict.passed:
         return None
-    lines = [r.describe(case.id) for r in failing]
-    cause = diagnose(case, results, [r.name for r in failing], precision)
+    lines = [verdict.describe()]
+    with np.errstate(all="ignore"):
+        cause = diagnose(
+            case, results, [r.name for r in verdict.failing], precision, options.accumulate,
+            verdict.failing,
+        )  # fmt: skip
     report.causes.append(cause)
     lines.append(f"  likely cause: {cause}")
+    if options.plot is not None:
+        picture = _draw(verdict, options.plot)
+        if picture is not None:
+            report.pictures.append(picture)
+            lines.append(f"  picture: {picture}")
     return "\n".join(lines)
+
+
+def _draw(verdict: CaseVerdict, folder: Path) -> Path | None:
+    folder.mkdir(parents=True, exist_ok=True)
+    return verdict.plot(folder / f"{_file_name(verdict.case_id)}.png")
 
 
 def _default_to_array(array: np.ndarray, dtype: str) -> Any:
@@ -225,6 +302,9 @@ def assert_conv1d(
     scale_powers: Iterable[Sequence[float]] | None = None,
     select: Callable[[CaseSpec], bool] | None = None,
     sizes: str = "small",
+    accumulate: str | None = None,
+    skip: str | Iterable[str] | None = None,
+    plot: str | Path | None = None,
 ) -> ConformanceReport:
     """Hold a conv1d implementation to uscale_ref: every golden case, then drawn problems.
 
@@ -248,9 +328,9 @@ def assert_conv1d(
         Another folder of golden cases (for example your own, written by
         ``uscale-ref golden generate --case ...``).
     precision : ``"exact"`` or ``"tf32"``
-        ``"tf32"`` widens the tolerance of the float32 and complex64 cases by
-        what TF32 multiplicands can cost (:func:`uscale_ref.golden.allowed_units`);
-        the other dtypes keep their own.
+        ``"tf32"``: the kernel rounds its float32 and complex64 multiplicands
+        to TF32 (GPU convolutions with TF32 on); the verdict of those cases
+        allows what that costs. Other dtypes are judged as usual.
     to_array : callable, optional
         ``to_array(numpy_array, dtype_name)`` gives the kernel its arrays in
         its own library and device (e.g. ``lambda a, d: torch.tensor(a,
@@ -264,8 +344,9 @@ def assert_conv1d(
     cases : iterable of CaseSpec or str, optional
         Run these instead of the golden suite: a :class:`~uscale_ref.golden.CaseSpec`
         (your own shape and arguments; its exact expected values are computed
-        here, in memory) or a case id of ``golden_dir``. ``dtypes``,
-        ``constraints``, ``scale_powers`` and ``select`` still apply.
+        here, in memory) or a case id of ``golden_dir``, each in its own
+        dtype. ``constraints``, ``scale_powers`` and ``select`` still apply;
+        ``dtypes``, when given, must include the cases' dtypes.
     constraints : iterable of str or None, optional
         Only cases (golden and drawn) with one of these constraints, e.g.
         ``["to_output_scale"]`` for a kernel that implements only the default.
@@ -278,12 +359,27 @@ def assert_conv1d(
         The drawn problems' sizes: ``"large"`` crosses the tiles of real
         kernels (channels to a few hundred, lengths to thousands, kernels to
         31; about a second each to compute).
+    accumulate : str, optional
+        The format your kernel accumulates in, when it is not the default
+        (float32 for float16, bfloat16 and complex32 cases, the case's dtype
+        otherwise): ``"float16"``, ``"bfloat16"``, ``"float32"`` or ``"float64"``.
+        A narrower one widens the bound to what such sums can cost.
+    skip : str or iterable of str, optional
+        Checks to switch off by name: ``"bound"`` (element-wise),
+        ``"precision"`` (bits achieved per array, channel, item and tile of
+        64 positions), ``"bias"`` (a scale error in the errors' mean).
+    plot : str or path, optional
+        A folder: a picture of each failing case (precision map and error
+        histogram) is drawn there and named in the failure text; needs
+        matplotlib.
 
     Returns
     -------
     ConformanceReport
-        The largest and median error per dtype and array, in units of
-        rounding: what the kernel's summation order costs.
+        Per dtype and array: the largest and median error in units of
+        rounding, the lowest precision in bits (of arrays and of tiles) and
+        the largest bias in standard errors; :meth:`ConformanceReport.plot`
+        draws every case.
 
     Raises
     ------
@@ -300,13 +396,33 @@ def assert_conv1d(
         raise TypeError(f"forward must be callable, got {type(forward).__name__}")
     if backward is not None and not callable(backward):
         raise TypeError(f"backward must be callable or None, got {type(backward).__name__}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision)
+    accumulate = check_accumulate(accumulate)
+    checks = check_skip(skip)
+    if plot is not None and not isinstance(plot, (str, Path)):
+        raise TypeError(f"plot must be a folder (str or Path), got {type(plot).__name__}")
+    if plot is not None:
+        _check_matplotlib()
     if sizes not in SIZES:
         raise ValueError(f"sizes must be one of {SIZES}, got {sizes!r}")
     drawn, seed = _counts(drawn, "drawn"), _counts(seed, "seed")
-    wanted = dtype_list(dtypes, NUMPY_DTYPES)
-    _check_conversions(wanted, to_array)
+    own = None if cases is None else [_own(c, golden_dir) for c in cases]
+    if own is not None and dtypes is None:
+        wanted = sorted({case.dtype for case in own}, key=list(DTYPES).index)
+        drawn_dtypes = dtype_list(None, NUMPY_DTYPES)
+    else:
+        wanted = dtype_list(dtypes, NUMPY_DTYPES)
+        drawn_dtypes = wanted
+    if own is not None and dtypes is not None:
+        outside = sorted({case.dtype for case in own} - set(wanted))
+        if outside:
+            raise ValueError(
+                f"cases: {', '.join(c.id for c in own if c.dtype in outside)} "
+                f"{'is' if len(outside) == 1 else 'are'} {', '.join(outside)}, which "
+                f"dtypes={wanted} leaves out; name {', '.join(outside)} in dtypes or leave "
+                "dtypes unset to check each case in its own dtype"
+            )
+    _check_conversions([*wanted, *(drawn_dtypes if drawn else [])], to_array)
     if constraints is not None:
         constraints = list(constraints)
     if scale_powers is not None:
@@ -315,7 +431,7 @@ def assert_conv1d(
 
     def keep(spec: CaseSpec) -> bool:
         return (
-            spec.dtype in wanted
+            (own is not None or spec.dtype in wanted)
             and (constraints is None or (spec.constraint or None) in chosen_constraints)
             and (scale_powers is None or tuple(spec.scale_power) in powers)
             and (select is None or bool(select(spec)))
@@ -323,12 +439,12 @@ def assert_conv1d(
 
     chosen = (
         _golden_cases(golden_dir, wanted, filter, keep)
-        if cases is None
-        else [case for case in (_own_case(c, golden_dir) for c in cases) if keep(case.spec)]
+        if own is None
+        else [case.fixture() for case in own if keep(case.spec)]
     )
     drawn_cases = [
         _fixture(spec)
-        for spec in draw_specs(drawn, seed, wanted, sizes, chosen_constraints, powers, select)
+        for spec in draw_specs(drawn, seed, drawn_dtypes, sizes, chosen_constraints, powers, select)
     ]
     if not chosen and not drawn_cases:
         raise ValueError(
@@ -337,10 +453,12 @@ def assert_conv1d(
             f"and drawn={drawn} gave no problem"
         )
     convert = to_array or _default_to_array
+    skipped = frozenset(CHECKS) - checks
+    options = _Options(precision, accumulate, skipped, None if plot is None else Path(plot))
     report = ConformanceReport()
     failures = []
     for case in [*chosen, *drawn_cases]:
-        failure = _check(case, forward, backward, convert, precision, report)
+        failure = _check(case, forward, backward, convert, options, report)
         if failure:
             failures.append(failure)
     report.failures = failures
@@ -355,6 +473,15 @@ def assert_conv1d(
             summary += f"; every failure is explained by one mistake: {known.pop()}"
         raise AssertionError("\n".join([summary, *failures, "", str(report)]))
     return report
+
+
+def _check_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            "plot: drawing needs matplotlib (pip install 'uscale-ref[plot]')"
+        ) from None
 
 
 def _check_conversions(dtypes: Sequence[str], to_array: Any) -> None:
@@ -382,13 +509,35 @@ def _fixture(spec: CaseSpec) -> Fixture:
     return Fixture(id=f"drawn:{spec.id}", metadata=metadata, arrays=arrays)
 
 
-def _own_case(case: CaseSpec | str, golden_dir: str | Path | None) -> Fixture:
-    """A case given by the caller: built in memory from a spec, or loaded by id."""
+@dataclass(frozen=True)
+class _Own:
+    """A case given by the caller: its spec, and its fixture when it was loaded by id."""
+
+    spec: CaseSpec
+    loaded: Fixture | None = None
+
+    @property
+    def dtype(self) -> str:
+        return self.spec.dtype
+
+    @property
+    def id(self) -> str:
+        return self.spec.id if self.loaded is None else self.loaded.id
+
+    def fixture(self) -> Fixture:
+        """The loaded fixture, or one built in memory from the spec."""
+        if self.loaded is not None:
+            return self.loaded
+        arrays, metadata = build(self.spec)
+        return Fixture(id=self.spec.id, metadata=metadata, arrays=arrays)
+
+
+def _own(case: CaseSpec | str, golden_dir: str | Path | None) -> _Own:
     if isinstance(case, CaseSpec):
-        arrays, metadata = build(case)
-        return Fixture(id=case.id, metadata=metadata, arrays=arrays)
+        return _Own(case)
     if isinstance(case, str):
-        return golden.load(case, golden_dir)
+        fixture = golden.load(case, golden_dir)
+        return _Own(fixture.spec, fixture)
     raise TypeError(f"cases must hold CaseSpec objects or case ids, got {type(case).__name__}")
 
 

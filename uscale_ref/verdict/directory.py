@@ -1,0 +1,128 @@
+"""Judging a folder of another implementation's result files (``uscale-ref golden check``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .case import CaseVerdict, judge
+from .rule import check_accumulate, check_precision, check_skip
+
+if TYPE_CHECKING:
+    from ..golden.fixture import Fixture
+
+__all__ = ["check_directory", "format_table", "printable", "read_results"]
+
+
+def check_directory(
+    results_dir: Path | str,
+    golden_dir: Path | str | None = None,
+    precision: str = "exact",
+    *,
+    accumulate: str | None = None,
+    skip: str | Iterable[str] | None = None,
+    reference: bool = False,
+) -> tuple[list[CaseVerdict], list[str]]:
+    """Judge every ``<case_id>.npz`` in ``results_dir`` against the goldens.
+
+    Returns the verdicts (one per case) and the problems that stopped a
+    comparison (unknown id, unreadable file, wrong shape or dtype, ...).
+    Nothing in either folder is modified. ``precision``, ``accumulate`` and
+    ``skip`` as for :func:`uscale_ref.golden.assert_matches`, except that
+    ``precision="tf32"`` applies to the float32 and complex64 cases only
+    (the others are judged as usual); ``reference`` also evaluates each case
+    with uscale_ref for comparison.
+    """
+    from ..golden.errors import GoldenFileError
+    from ..golden.store import load
+
+    check_precision(precision)
+    check_accumulate(accumulate)
+    check_skip(skip)
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise GoldenFileError(f"{results_dir}: not a directory")
+    verdicts: list[CaseVerdict] = []
+    problems: list[str] = []
+    files = sorted(results_dir.glob("*.npz"))
+    if not files:
+        problems.append(f"{results_dir}: no .npz result files")
+    for path in files:
+        case_id = path.stem
+        if not path.name.isprintable():
+            problems.append(f"{printable(str(path))}: a file name with control characters; skipped")
+            continue
+        try:
+            fixture = load(case_id, golden_dir)
+        except (ValueError, GoldenFileError) as error:
+            problems.append(f"{path}: {error}")
+            continue
+        try:
+            given = read_results(path, fixture)
+            chosen = precision if fixture.dtype in ("float32", "complex64") else "exact"
+            with np.errstate(all="ignore"):
+                verdicts.append(judge(fixture, given, chosen, accumulate, skip, reference))
+        except (GoldenFileError, TypeError, ValueError) as error:
+            problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")
+    return verdicts, problems
+
+
+def read_results(path: Path, fixture: Fixture) -> dict[str, npt.NDArray[Any]]:
+    """A results file for ``fixture``: only its result names, shapes and dtypes, judged first.
+
+    Each member's ``.npy`` header is checked against the expected array
+    before its data is read, so a file cannot make this read more than the
+    expected arrays' bytes (plus one per member). Big-endian data is
+    accepted and converted.
+    """
+    from ..golden.errors import GoldenFileError
+    from ..golden.npz import read_npz
+
+    expected = fixture.expected
+
+    def judge_header(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        if name not in expected:
+            raise GoldenFileError(f"{path}: holds {name!r}; expected some of {sorted(expected)}")
+        want = expected[name]
+        if shape != want.shape:
+            raise GoldenFileError(f"{path}: {name} has shape {shape}, expected {want.shape}")
+        if dtype.newbyteorder("=") != want.dtype:
+            raise GoldenFileError(f"{path}: {name} has dtype {dtype}, expected {want.dtype}")
+
+    limit = sum(a.nbytes for a in expected.values())
+    given = read_npz(path, judge_header, limit)
+    if not given:
+        raise GoldenFileError(f"{path}: holds no arrays; expected some of {sorted(expected)}")
+    return given
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name, say) written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def format_table(verdicts: list[CaseVerdict]) -> str:
+    """A plain-text table: one row per (case, array): the largest error and the share of the
+    bound it uses, the precision achieved and required, the bias in standard errors."""
+    header = (
+        f"{'case':<36} {'array':<12} {'max |err|':>10} {'bound':>7} {'bits':>6} "
+        f"{'needed':>6} {'bias':>6}  result"
+    )
+    rows = [header, "-" * len(header)]
+    for verdict in verdicts:
+        for r in verdict.arrays:
+            bits = r.precision.bits
+            shown = "exact" if bits == float("inf") else f"{bits:.1f}"
+            result = "pass" if r.passed else "FAIL " + ",".join(r.failed_checks)
+            rows.append(
+                f"{printable(verdict.case_id):<36} {r.name:<12} {r.max_abs_error:>10.3g} "
+                f"{r.bound_ratio:>7.2g} {shown:>6} {r.precision.required:>6g} "
+                f"{r.bias.z:>6.2g}  {result}"
+            )
+    return "\n".join(rows)

@@ -1,0 +1,133 @@
+"""A picture of a case's verdict: where the precision falls short, and how the errors spread.
+
+For each judged array, two panels side by side:
+
+* a map of the precision achieved per row (channel) and block of 64
+  positions, so that a wrong tile, channel range or tile edge is seen at a
+  glance (tiles short of the required precision are hatched);
+* the histogram of ``log2(|error| / yardstick)`` for the kernel, beside the
+  same for a correct evaluation (uscale_ref in the case's dtype) when the
+  verdict carries one; a dashed line marks the ratio at which a group of
+  errors fails.
+
+Needs matplotlib (``pip install uscale-ref[plot]``); drawn without a screen.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .precision import HISTOGRAM_EDGES
+from .rule import BLOCK, MARGIN_BITS
+
+if TYPE_CHECKING:
+    from .case import CaseVerdict
+    from .report import ArrayReport
+
+__all__ = ["draw"]
+
+_ROW_LABEL = {
+    "output": "output channel o",
+    "grad_input": "input channel c",
+    "grad_weight": "output channel o",
+    "grad_bias": "",
+}
+
+
+def draw(verdict: CaseVerdict, path: Path) -> Path:
+    """Draw ``verdict`` to ``path`` (PNG) and return the path."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError("drawing needs matplotlib (pip install 'uscale-ref[plot]')") from None
+    matplotlib.use("Agg", force=False)
+    from matplotlib import pyplot as plt
+
+    arrays = verdict.arrays
+    figure, axes = plt.subplots(
+        len(arrays), 2, figsize=(13, 3.3 * max(1, len(arrays))), squeeze=False,
+        gridspec_kw={"width_ratios": [1.4, 1]},
+    )  # fmt: skip
+    state = "passes" if verdict.passed else "FAILS"
+    figure.suptitle(f"{verdict.case_id}: {state} ({verdict.rule.describe()})", fontsize=12, y=0.995)
+    for (left, right), report in zip(axes, arrays, strict=True):
+        _precision_map(left, report, figure)
+        _histogram(right, report)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
+    p = report.precision
+    tiles = np.where(np.isnan(p.tile_bits), -np.inf, p.tile_bits)
+    top = p.format_bits + 4
+    bottom = p.required - 10
+    shown = np.clip(np.where(np.isinf(tiles) & (tiles > 0), top, tiles), bottom, top)
+    image = axis.imshow(
+        shown, aspect="auto", interpolation="nearest", cmap="RdYlGn", vmin=bottom, vmax=top,
+        origin="lower",
+    )  # fmt: skip
+    short = ~(tiles >= p.required)
+    if short.any():
+        axis.contourf(
+            short.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"],
+            origin="lower", extent=(-0.5, shown.shape[1] - 0.5, -0.5, shown.shape[0] - 0.5),
+        )  # fmt: skip
+    bar = figure.colorbar(image, ax=axis, pad=0.01)
+    bar.set_label("significant bits")
+    bar.ax.axhline(p.required, color="black", linewidth=1.5)
+    layout = report.layout
+    axis.set_xlabel(f"block of {BLOCK} positions ({layout.position})")
+    axis.set_ylabel(_ROW_LABEL.get(report.name, "") or "")
+    title = (
+        f"{report.name}: {p.short()} (at least {p.required:g}; {report.rule.output_format} "
+        f"has {p.format_bits})"
+    )
+    if p.failing_tiles:
+        title += f", {p.failing_tiles} of {p.tile_bits.size} tiles short"
+    axis.set_title(title, fontsize=11)
+
+
+def _histogram(axis: Any, report: ArrayReport) -> None:
+    centres = (HISTOGRAM_EDGES[:-1] + HISTOGRAM_EDGES[1:]) / 2
+    counts = report.precision.counts
+    bins = len(centres)
+    kernel = counts[:bins]
+    axis.step(centres, kernel, where="mid", color="tab:red", label="your kernel", linewidth=1.6)
+    if report.reference_counts is not None:
+        reference = report.reference_counts[:bins]
+        axis.fill_between(
+            centres, reference, step="mid", color="tab:blue", alpha=0.35,
+            label="a correct evaluation (uscale_ref)",
+        )  # fmt: skip
+    axis.axvline(MARGIN_BITS, color="black", linestyle="--", linewidth=1.2,
+                 label=f"fails beyond, as a root mean square ({MARGIN_BITS:g} bits)")  # fmt: skip
+    used = np.flatnonzero(kernel + (0 if report.reference_counts is None else reference))
+    if used.size:
+        low = max(centres[used[0]] - 2, -40)
+        high = min(max(centres[used[-1]] + 2, MARGIN_BITS + 2), 40)
+        axis.set_xlim(low, high)
+    exact, infinite = int(counts[bins]), int(counts[bins + 1])
+    note = f"exact: {exact} of {report.size}"
+    if infinite:
+        note += f"; NaN or where 0 was required: {infinite}"
+    axis.text(0.99, 0.97, note, transform=axis.transAxes, ha="right", va="top", fontsize=9)
+    axis.set_xlabel("log2(|error| / a correct kernel's error size)")
+    axis.set_ylabel("elements")
+    bias = report.bias
+    axis.set_title(
+        f"bias: scale off by {bias.estimate:+.2g} ({_z(bias.z)} standard errors from allowed)",
+        fontsize=11,
+    )
+    axis.legend(fontsize=8, loc="upper left")
+
+
+def _z(z: float) -> str:
+    return "inf" if math.isinf(z) else f"{z:.3g}"

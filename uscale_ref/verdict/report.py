@@ -1,0 +1,398 @@
+"""Judging one result array: the element-wise bound, the precision achieved and the errors' bias.
+
+:func:`judge_array` is the whole verdict on one array of one case; an
+:class:`ArrayReport` holds what it measured and says it in words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .bias import BiasFigure, bias_figure
+from .layout import Layout, layout_of
+from .precision import PrecisionFigure, bits_of, histogram, precision_figure, ratios
+from .rule import MARGIN_BITS, UNIT_ROUNDOFF, Z_LIMIT, Rule
+
+if TYPE_CHECKING:
+    from ..golden.fixture import Fixture
+
+__all__ = ["ArrayReport", "index_pattern", "judge_array"]
+
+Float = npt.NDArray[np.float64]
+_SCALE_OF = {
+    "output": "output",
+    "grad_input": "grad_input",
+    "grad_weight": "grad_weight",
+    "grad_bias": "grad_bias",
+}
+
+
+@dataclass(frozen=True)
+class ArrayReport:
+    """How one result array compares with its expected value.
+
+    Attributes
+    ----------
+    name : str
+        ``output``, ``grad_input``, ``grad_weight`` or ``grad_bias``.
+    rule : Rule
+        The rule it was judged by.
+    max_abs_error : float
+        The largest ``|actual - expected|``.
+    max_units : float
+        The largest ``|actual - expected| / (u * error_scale)``, ``u`` the
+        output format's unit roundoff: the error in units of rounding.
+    bound_ratio : float
+        The largest ``|actual - expected| / bound``: at most 1 passes the bound.
+    worst_index : tuple of int
+        Where ``bound_ratio`` is reached.
+    actual_at_worst, expected_at_worst : float or complex
+        The two values there.
+    units_allowed_at_worst : float
+        The bound there, in the units of ``max_units``.
+    failing, size : int
+        How many elements exceed the bound, of how many.
+    pattern : str
+        Where the failing elements lie (:func:`index_pattern`), e.g. ``"o in 64..127"``.
+    precision : PrecisionFigure
+        The significant bits achieved, overall, per row, item and tile.
+    bias : BiasFigure
+        The relative scale error the errors show, and how far from allowed.
+    layout : Layout
+        The array's (items, rows, positions) view.
+    reference_bits : float or None
+        The precision a correct evaluation (uscale_ref in the case's dtype)
+        reaches on the same case, when it was computed.
+    reference_counts : ndarray or None
+        Its error histogram (as :attr:`PrecisionFigure.counts`).
+    """
+
+    name: str
+    rule: Rule
+    max_abs_error: float
+    max_units: float
+    bound_ratio: float
+    worst_index: tuple[int, ...]
+    actual_at_worst: float | complex
+    expected_at_worst: float | complex
+    units_allowed_at_worst: float
+    failing: int
+    size: int
+    pattern: str
+    precision: PrecisionFigure
+    bias: BiasFigure
+    layout: Layout
+    reference_bits: float | None = None
+    reference_counts: npt.NDArray[np.int64] | None = None
+
+    @property
+    def bound_passed(self) -> bool:
+        """Whether every element is within its bound."""
+        return self.failing == 0
+
+    @property
+    def passed(self) -> bool:
+        """Whether the array passes every check that is on."""
+        checks = self.rule.checks
+        return (
+            ("bound" not in checks or self.bound_passed)
+            and ("precision" not in checks or self.precision.passed)
+            and ("bias" not in checks or self.bias.passed)
+        )
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """The checks (that are on) this array fails: ``bound``, ``precision``, ``bias``."""
+        results = {
+            "bound": self.bound_passed,
+            "precision": self.precision.passed,
+            "bias": self.bias.passed,
+        }
+        return [name for name, ok in results.items() if name in self.rule.checks and not ok]
+
+    def describe(self, case_id: str) -> str:
+        """The failing checks in words, one line each (a line on the bound when all pass)."""
+        lines = []
+        failed = self.failed_checks
+        if "bound" in failed or not failed:
+            lines.append(self._bound_line(case_id))
+        if "precision" in failed:
+            lines.append(self._precision_line(case_id))
+        if "bias" in failed:
+            lines.append(self._bias_line(case_id))
+        return "\n".join(lines)
+
+    def _bound_line(self, case_id: str) -> str:
+        where = ", ".join(map(str, self.worst_index))
+        line = (
+            f"{case_id}: {self.name}[{where}] = {self.actual_at_worst!r}, expected "
+            f"{self.expected_at_worst!r} (|error| {_number(self._worst_error)} is "
+            f"{_number(self._worst_units)} units of rounding, allowed "
+            f"{_number(self.units_allowed_at_worst)} there)"
+        )
+        if self.failing:
+            line += f"; {self.failing} of {self.size} elements fail"
+            if self.pattern:
+                line += f", at {self.pattern}"
+        return line
+
+    @property
+    def _worst_error(self) -> float:
+        a, e = self.actual_at_worst, self.expected_at_worst
+        if a == e or (_isnan(a) and _isnan(e)):
+            return 0.0
+        return float(abs(complex(a) - complex(e)))
+
+    @property
+    def _worst_units(self) -> float:
+        if self._worst_error == 0:
+            return 0.0
+        return self.bound_ratio * self.units_allowed_at_worst
+
+    def _precision_line(self, case_id: str) -> str:
+        p = self.precision
+        line = (
+            f"{case_id}: {self.name}: precision {p.short()}, at least {p.required:g} required "
+            f"({self.rule.output_format} has {p.format_bits}"
+        )
+        if self.reference_bits is not None:
+            line += f"; a correct evaluation reaches {_bits(self.reference_bits)} here"
+        line += ")"
+        short_rows = int(np.count_nonzero(~(p.row_bits >= p.required)))
+        if p.bits >= p.required or short_rows:
+            row, block = p.worst_tile
+            line += (
+                f"; least precise tile {self.layout.tile_name(row, block)}: "
+                f"{_bits(float(p.tile_bits[row, block]))}; "
+                f"{p.failing_tiles} of {p.tile_bits.size} tiles short"
+            )
+            if self.layout.row is not None and 0 < short_rows < p.row_bits.size:
+                line += f", in {short_rows} of {p.row_bits.size} rows ({self._short_rows()})"
+        return line
+
+    def _short_rows(self) -> str:
+        p = self.precision
+        short = ~(p.row_bits >= p.required)
+        return index_pattern(short, (self.layout.row or "row",)) or "all"
+
+    def _bias_line(self, case_id: str) -> str:
+        b = self.bias
+        line = (
+            f"{case_id}: {self.name}: errors biased like a scale off by a factor "
+            f"1 {'+' if b.estimate >= 0 else '-'} {abs(b.estimate):.2g} (± {b.standard_error:.1g}; "
+            f"{b.z:.3g} standard errors from the allowed {b.allowed_text()})"
+        )
+        if b.row_z.size > 1 and np.max(b.row_z) > b.limit:
+            row = b.worst_row
+            failing = b.row_z > b.limit
+            line += (
+                f"; {int(np.count_nonzero(failing))} of {b.row_z.size} rows biased, most "
+                f"{self.layout.row} = {row}: {b.row_estimates[row]:+.2g} ({b.row_z[row]:.3g} "
+                "standard errors)"
+            )
+        return line
+
+    @property
+    def least_tile_bits(self) -> float:
+        """The precision of the least precise tile (inf for an empty array)."""
+        tiles = self.precision.tile_bits
+        return float(np.min(tiles)) if tiles.size else math.inf
+
+    def summary(self) -> str:
+        """One short line: precision, bias and bound use, whether or not it passes."""
+        return (
+            f"{self.name}: {self.precision.short()} of {self.rule.output_format}'s "
+            f"{self.precision.format_bits} (least tile {_bits(self.least_tile_bits)}), "
+            f"bias {self.bias.estimate:+.1e} ({self.bias.z:.2g} s.e.), "
+            f"largest error {self.bound_ratio:.2g} of the bound"
+        )
+
+
+def _bits(bits: float) -> str:
+    if math.isinf(bits) and bits > 0:
+        return "exact"
+    return f"{bits:.1f} bits"
+
+
+def _number(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _isnan(value: float | complex) -> bool:
+    return bool(np.isnan(value))
+
+
+def index_pattern(failing: npt.NDArray[np.bool_], axes: Sequence[str]) -> str:
+    """Where the ``True`` elements lie, axis by axis, in words.
+
+    An axis where every index fails is left out; otherwise its failing
+    indices are a single value, a range, a residue class (``l ≡ 255 (mod
+    256)``), or listed.
+
+    >>> mask = np.zeros((2, 8, 512), dtype=bool)
+    >>> mask[:, 4:, 255::256] = True
+    >>> index_pattern(mask, ("n", "o", "l"))
+    'o in 4..7, l ≡ 255 (mod 256)'
+    >>> mask[:, 5] = False
+    >>> index_pattern(mask, ("n", "o", "l"))
+    'o in 4..7 (3 of those 4), l ≡ 255 (mod 256)'
+    """
+    parts = []
+    for axis, letter in enumerate(axes):
+        others = tuple(i for i in range(failing.ndim) if i != axis)
+        hit = np.flatnonzero(np.any(failing, axis=others))
+        size = failing.shape[axis]
+        if hit.size == 0 or hit.size == size:
+            continue
+        if hit.size == 1:
+            parts.append(f"{letter} = {hit[0]}")
+        elif hit[-1] - hit[0] + 1 == hit.size:
+            parts.append(f"{letter} in {hit[0]}..{hit[-1]}")
+        else:
+            modulus = next(
+                (m for m in range(size // 2, 1, -1) if np.all(hit % m == hit[0] % m)), None
+            )
+            span = int(hit[-1] - hit[0] + 1)
+            if modulus is not None:
+                parts.append(f"{letter} ≡ {hit[0] % modulus} (mod {modulus})")
+            elif 2 * hit.size >= span:  # a range with a few gaps
+                parts.append(f"{letter} in {hit[0]}..{hit[-1]} ({hit.size} of those {span})")
+            else:
+                shown = ", ".join(map(str, hit[:6])) + (", ..." if hit.size > 6 else "")
+                parts.append(f"{letter} in {{{shown}}} ({hit.size} values)")
+    return ", ".join(parts)
+
+
+def _scalar(value: Any) -> float | complex:
+    return complex(value) if np.iscomplexobj(value) else float(value)
+
+
+def _wide(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+
+
+def difference(actual: npt.NDArray[Any], expected: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``actual - expected`` widened, 0 where the two are equal (equal infinities) or both NaN."""
+    a, e = _wide(actual), _wide(expected)
+    with np.errstate(all="ignore"):
+        diff = a - e
+    same = (a == e) | (np.isnan(a) & np.isnan(e))
+    diff[same] = 0
+    result: npt.NDArray[Any] = diff
+    return result
+
+
+def rounded_magnitude(fixture: Fixture, name: str, expected: npt.NDArray[Any]) -> Float:
+    """``M``: what a kernel may round, at most: ``|expected|``, plus ``|scale * bias[o]|``
+    for the output (a kernel may round the sum before adding the bias)."""
+    magnitude: Float = np.abs(_wide(expected))
+    bias = fixture.inputs.get("bias")
+    if name == "output" and bias is not None:
+        scale = abs(float(fixture.metadata["scales"]["output"]))
+        offset = scale * np.abs(_wide(np.asarray(bias)))
+        magnitude = magnitude + offset.reshape(-1, 1)  # (O, 1) meets (N, O, L) and (O, L)
+    magnitude[~np.isfinite(magnitude)] = 0.0
+    return magnitude
+
+
+def judge_array(
+    fixture: Fixture,
+    name: str,
+    actual: npt.ArrayLike,
+    rule: Rule,
+    reference: npt.ArrayLike | None = None,
+) -> ArrayReport:
+    """The verdict on result ``name`` of ``fixture``; shape and dtype must match exactly.
+
+    ``reference``, when given, is a correct evaluation of the same array
+    (:func:`uscale_ref.verdict.reference.correct_results`): its precision is
+    reported beside the kernel's.
+    """
+    if name not in fixture.expected:
+        raise ValueError(
+            f"{fixture.id}: no expected {name!r} in this case (it has {sorted(fixture.expected)})"
+        )
+    expected = fixture.expected[name]
+    actual = np.asarray(actual)
+    if actual.shape != expected.shape:
+        raise ValueError(
+            f"{fixture.id}: {name} has shape {actual.shape}, expected {expected.shape}"
+        )
+    if actual.dtype != expected.dtype:
+        raise TypeError(f"{fixture.id}: {name} has dtype {actual.dtype}, expected {expected.dtype}")
+    layout = layout_of(name, expected.shape)
+    with np.errstate(all="ignore"):
+        diff = difference(actual, expected)
+        error = np.abs(diff)
+        error_scale = fixture.error_scale(name)
+        rounded = rounded_magnitude(fixture, name, expected)
+        terms = fixture.terms(name)
+        bound = rule.bound(terms, error_scale, rounded)
+        bound_ratio = ratios(error, bound)
+        unit = rule.u_out * error_scale
+        units = ratios(error, unit)
+        allowed_units = np.where(unit > 0, bound / unit, np.inf)
+        yardstick = rule.yardstick(terms, error_scale, rounded)
+        ratio = ratios(error, yardstick)
+    precision = precision_figure(ratio, layout, rule.bits, MARGIN_BITS)
+    scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
+    centres = fixture.scale_centres(name)
+    with np.errstate(all="ignore"):
+        bias = bias_figure(
+            diff,
+            _wide(expected),
+            layout,
+            rule.allowed_scale_errors(scale, centres),
+            Z_LIMIT,
+            rule.allowed_row_scale_errors(scale, centres),
+        )
+    reference_bits = reference_counts = None
+    if reference is not None:
+        with np.errstate(all="ignore"):
+            reference_ratio = ratios(np.abs(difference(np.asarray(reference), expected)), yardstick)
+        reference_bits = bits_of(reference_ratio, rule.bits)
+        reference_counts = histogram(reference_ratio)
+    failing = ~(bound_ratio <= 1.0)
+    if expected.size == 0:
+        worst: tuple[int, ...] = ()
+        at_worst: tuple[float | complex, float | complex] = (0.0, 0.0)
+        worst_ratio, worst_units, worst_allowed = 0.0, 0.0, 0.0
+    else:
+        flat = int(np.argmax(np.where(np.isnan(bound_ratio), np.inf, bound_ratio)))
+        worst = tuple(int(i) for i in np.unravel_index(flat, expected.shape))
+        at_worst = (_scalar(actual[worst]), _scalar(expected[worst]))
+        worst_ratio = float(bound_ratio[worst])
+        worst_units = float(np.max(units))
+        worst_allowed = float(allowed_units[worst])
+    return ArrayReport(
+        name=name,
+        rule=rule,
+        max_abs_error=float(np.max(error)) if error.size else 0.0,
+        max_units=worst_units,
+        bound_ratio=worst_ratio,
+        worst_index=worst,
+        actual_at_worst=at_worst[0],
+        expected_at_worst=at_worst[1],
+        units_allowed_at_worst=worst_allowed,
+        failing=int(np.count_nonzero(failing)),
+        size=int(expected.size),
+        pattern=index_pattern(failing, layout.axes) if failing.any() else "",
+        precision=precision,
+        bias=bias,
+        layout=layout,
+        reference_bits=reference_bits,
+        reference_counts=reference_counts,
+    )
+
+
+def unit_roundoff(dtype: str) -> float:
+    """The unit roundoff of a case dtype's output format (of its real part for complex)."""
+    from .rule import OUTPUT_FORMAT
+
+    return UNIT_ROUNDOFF[OUTPUT_FORMAT[dtype]]

@@ -1,0 +1,314 @@
+"""The rule a result is judged by: how a kernel accumulates, what it may round, and how much.
+
+A kernel that computes one element of a result ``y = s (sum_k t_k + b)``
+
+1. forms the products ``t_k`` and adds them (and perhaps the bias) in its
+   *accumulation* format, unit roundoff ``u_acc``;
+2. rounds to the *output* format (unit roundoff ``u_out``) what it holds:
+   the sum, the sum plus the bias, the product with the scale (which it may
+   itself have rounded to the output format first, as upstream does for the
+   gradients).
+
+Step 1 costs at most ``(terms + 2) u_acc`` times the error scale
+``E = |s| (sum_k |t_k| + |b|)`` (Higham's bound for a sum in any order, two
+roundings to spare for the scale and the second-order terms); step 2 at most
+:data:`OUTPUT_ROUNDINGS` roundings of ``u_out``, each relative to what is
+rounded, which is at most ``M = |y| + |s b|`` (the bias term counts because a
+kernel may round the sum before adding the bias, and cancellation can make
+that sum larger than the result). docs/golden-format.md derives it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ACCUMULATIONS",
+    "BLOCK",
+    "CHECKS",
+    "MARGIN_BITS",
+    "OUTPUT_ROUNDINGS",
+    "PRECISIONS",
+    "Z_LIMIT",
+    "Rule",
+    "rule_for",
+]
+
+#: The unit roundoff (half the spacing of the numbers in [1, 2)) of each format by name.
+UNIT_ROUNDOFF = {
+    "float16": 2.0**-11,
+    "bfloat16": 2.0**-8,
+    "tf32": 2.0**-11,
+    "float32": 2.0**-24,
+    "float64": 2.0**-53,
+}
+#: Significant bits of each format (the unit roundoff is ``2 ** -bits``).
+SIGNIFICANT_BITS = {name: -int(math.log2(u)) for name, u in UNIT_ROUNDOFF.items()}
+#: The format each case dtype's values (and each part of a complex value) are rounded to.
+OUTPUT_FORMAT = {
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float64": "float64",
+    "complex32": "float16",
+    "complex64": "float32",
+    "complex128": "float64",
+}
+#: What a kernel accumulates in unless it says otherwise: float32 for the narrow
+#: formats (as tensor cores, oneDNN and XNNPACK do), else the dtype itself.
+DEFAULT_ACCUMULATION = {
+    "float16": "float32",
+    "bfloat16": "float32",
+    "complex32": "float32",
+    "float32": "float32",
+    "complex64": "float32",
+    "float64": "float64",
+    "complex128": "float64",
+}
+ACCUMULATIONS = ("float16", "bfloat16", "float32", "float64")
+PRECISIONS = ("exact", "tf32")
+#: The three tests of an array, each of which can be switched off by name.
+CHECKS = ("bound", "precision", "bias")
+
+#: Roundings to the output format a correct kernel may make on one element:
+#: the sum, the bias add, the scale rounded to the format, the scale multiply.
+OUTPUT_ROUNDINGS = 4
+#: An array, row or tile fails when its precision falls this many bits short.
+MARGIN_BITS = 3.0
+#: The errors' bias fails when it is this many standard errors from every allowed value.
+Z_LIMIT = 8.0
+#: Positions per tile of the precision map (and of its picture).
+BLOCK = 64
+#: A kernel may evaluate the scale formula in its accumulation format: a few roundings.
+SCALE_ROUNDINGS = 8
+#: How far (in output units) a narrow kernel's bias may sit from a convention's exact one.
+CONVENTION_SLACK = 1 / 64
+#: How far (in output units) a row's bias may sit beyond the conventions' in a narrow format.
+ROW_SLACK = 0.5
+# A TF32 kernel rounds each multiplicand to 11 significant bits: faithfully (to
+# nearest, or toward zero) within 2**-10 of it, relatively, so a product of
+# two is within 2 * 2**-10 + 2**-20 of the exact one.
+TF32_PRODUCT_ERROR = 2 * 2.0**-10 + 2.0**-20
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one case's results are judged.
+
+    Attributes
+    ----------
+    dtype : str
+        The case dtype (``"bfloat16"``, ``"complex64"``, ...).
+    accumulate : str
+        The format the kernel accumulates in (:data:`ACCUMULATIONS`).
+    precision : str
+        ``"exact"``, or ``"tf32"``: every multiplicand may have been rounded to TF32.
+    checks : frozenset of str
+        Which of :data:`CHECKS` decide the verdict.
+    """
+
+    dtype: str
+    accumulate: str
+    precision: str = "exact"
+    checks: frozenset[str] = frozenset(CHECKS)
+
+    @property
+    def output_format(self) -> str:
+        """The format results are rounded to (the real format of a complex dtype)."""
+        return OUTPUT_FORMAT[self.dtype]
+
+    @property
+    def u_out(self) -> float:
+        """The output format's unit roundoff."""
+        return UNIT_ROUNDOFF[self.output_format]
+
+    @property
+    def u_acc(self) -> float:
+        """The accumulation format's unit roundoff."""
+        return UNIT_ROUNDOFF[self.accumulate]
+
+    @property
+    def bits(self) -> int:
+        """The output format's significant bits: a correct kernel's precision."""
+        return SIGNIFICANT_BITS[self.output_format]
+
+    @property
+    def complex_factor(self) -> float:
+        """2 for complex dtypes: a complex product and sum round a real and an imaginary part."""
+        return 2.0 if self.dtype.startswith("complex") else 1.0
+
+    def accumulation_units(self, terms: int) -> float:
+        """The accumulation's bound in units of ``u_acc * error_scale``: ``terms + 2``
+        (doubled for complex), plus what TF32 multiplicands cost under ``precision="tf32"``."""
+        units = self.complex_factor * (terms + 2)
+        if self.precision == "tf32":
+            units += self.complex_factor * TF32_PRODUCT_ERROR / self.u_acc
+        return units
+
+    def bound(
+        self, terms: int, error_scale: npt.NDArray[np.float64], rounded: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """The element-wise bound on ``|actual - expected|``.
+
+        ``accumulation_units(terms) * u_acc * error_scale
+        + c * OUTPUT_ROUNDINGS * u_out * rounded``, ``c`` = 2 for complex.
+        """
+        roundings = self.complex_factor * OUTPUT_ROUNDINGS * self.u_out
+        bound: npt.NDArray[np.float64] = (
+            self.accumulation_units(terms) * self.u_acc * error_scale + roundings * rounded
+        )
+        return bound
+
+    def yardstick(
+        self, terms: int, error_scale: npt.NDArray[np.float64], rounded: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """The size of a correct kernel's error on each element (its root mean square, about).
+
+        ``sqrt((u_acc * error_scale)**2 + (u_out * rounded)**2)``: a sum in any
+        order of terms with random signs errs by about ``u_acc`` times their
+        1-norm (0.64 of it for a plain running sum, less for blocked or
+        pairwise sums), and one rounding to the output format by up to
+        ``u_out`` relative. Under ``precision="tf32"``, add
+        ``2 * 2**-11 * error_scale / sqrt(terms)``: independent relative
+        errors of the products grow with the terms' 2-norm, about
+        ``error_scale / sqrt(terms)`` for random terms.
+        """
+        accumulation = self.u_acc * error_scale
+        rounding = self.u_out * rounded
+        squares = accumulation * accumulation + rounding * rounding
+        if self.precision == "tf32":
+            products = 2 * UNIT_ROUNDOFF["tf32"] * error_scale / math.sqrt(max(terms, 1))
+            squares = squares + products * products
+        yardstick: npt.NDArray[np.float64] = np.sqrt(squares)
+        return yardstick
+
+    def allowed_scale_errors(
+        self, scale: float, centres: Sequence[float] | None = None
+    ) -> list[tuple[float, float]]:
+        """The relative scale errors a correct kernel's whole array may show (intervals).
+
+        Around each of ``centres``, the biases of the rounding conventions
+        correct kernels use (:mod:`uscale_ref.verdict.conventions`; a
+        fixture stores them), a kernel may differ by
+        :data:`SCALE_ROUNDINGS` roundings of its accumulation format (it
+        evaluates the scale formula in it) and, in a narrow output format,
+        by :data:`CONVENTION_SLACK` of its unit roundoff. Without
+        ``centres``: 0 and the scale rounded to the output format, each
+        :data:`ROW_SLACK` units of the output format wide in a narrow
+        format. Under ``precision="tf32"``: anything within ``2**-9`` too,
+        since multiplicands truncated toward zero shrink every product a
+        little.
+        """
+        if centres is None:
+            return self.allowed_row_scale_errors(scale)
+        width = SCALE_ROUNDINGS * self.u_acc
+        if self.u_out > self.u_acc:
+            width += CONVENTION_SLACK * self.u_out
+        return self._with_tf32([(c - width, c + width) for c in centres])
+
+    def allowed_row_scale_errors(
+        self, scale: float, centres: Sequence[float] | None = None
+    ) -> list[tuple[float, float]]:
+        """The relative scale errors one row (channel) may show: in a narrow output
+        format, between the conventions' centres and :data:`ROW_SLACK` of its unit
+        roundoff beyond (a row's values round twice with a bias of their own)."""
+        width = SCALE_ROUNDINGS * self.u_acc
+        if centres is None:
+            centres = [0.0]
+            if self.u_out > self.u_acc and scale != 0 and math.isfinite(scale):
+                rounded = float(_round_to_format(np.array([scale]), self.output_format)[0])
+                centres.append(rounded / scale - 1.0)
+        if self.u_out > self.u_acc:
+            width += ROW_SLACK * self.u_out
+            return self._with_tf32([(min(centres) - width, max(centres) + width)])
+        return self._with_tf32([(c - width, c + width) for c in centres])
+
+    def _with_tf32(self, intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if self.precision == "tf32":
+            intervals = [*intervals, (-(2.0**-9), 2.0**-9)]
+        return intervals
+
+    def describe(self) -> str:
+        """One line: accumulation, precision and the checks that are on."""
+        off = [name for name in CHECKS if name not in self.checks]
+        text = f"accumulation in {self.accumulate}"
+        if self.precision != "exact":
+            text += f", {self.precision} multiplicands"
+        if off:
+            text += f"; {', '.join(off)} check{'s' if len(off) > 1 else ''} off"
+        return text
+
+
+def _round_to_format(values: npt.NDArray[np.float64], name: str) -> npt.NDArray[np.float64]:
+    """``values`` rounded to nearest (ties to even) in format ``name``, as float64."""
+    if name in ("float32", "float64", "float16"):
+        rounded: npt.NDArray[np.float64] = values.astype(name).astype(np.float64)
+        return rounded
+    from ..formats import round_to
+
+    return round_to(values.astype(np.float64), name)
+
+
+def check_accumulate(accumulate: str | None, dtype: str | None = None) -> str | None:
+    """``accumulate`` checked: None (each case's default) or a name in :data:`ACCUMULATIONS`."""
+    if accumulate is None:
+        return None
+    if not isinstance(accumulate, str) or accumulate not in ACCUMULATIONS:
+        raise ValueError(f"accumulate must be one of {ACCUMULATIONS} or None, got {accumulate!r}")
+    return accumulate
+
+
+def check_precision(precision: object) -> str:
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def check_skip(skip: str | Iterable[str] | None) -> frozenset[str]:
+    """The checks left on after ``skip`` (a name of :data:`CHECKS` or several)."""
+    if skip is None:
+        return frozenset(CHECKS)
+    names = [skip] if isinstance(skip, str) else list(skip)
+    for name in names:
+        if not isinstance(name, str) or name not in CHECKS:
+            raise ValueError(f"skip: {name!r} is not one of {CHECKS}")
+    left = frozenset(CHECKS) - set(names)
+    if not left:
+        raise ValueError(f"skip: {sorted(names)} leaves nothing to check; keep one of {CHECKS}")
+    return left
+
+
+def rule_for(
+    dtype: str,
+    precision: str = "exact",
+    accumulate: str | None = None,
+    skip: str | Iterable[str] | None = None,
+    strict: bool = True,
+) -> Rule:
+    """The rule for a case of ``dtype``; ``accumulate=None`` takes the dtype's default.
+
+    ``precision="tf32"`` applies to float32 and complex64 cases only (TF32
+    rounds float32 multiplicands); for another dtype it is a ``ValueError``
+    unless ``strict=False``, which keeps ``"exact"`` there.
+
+    >>> rule_for("bfloat16").accumulate, rule_for("float64").accumulate
+    ('float32', 'float64')
+    >>> rule_for("float16", accumulate="float16").u_acc == 2.0**-11
+    True
+    """
+    if dtype not in OUTPUT_FORMAT:
+        raise ValueError(f"dtype must be one of {tuple(OUTPUT_FORMAT)}, got {dtype!r}")
+    check_precision(precision)
+    if precision == "tf32" and dtype not in ("float32", "complex64"):
+        if strict:
+            raise ValueError(
+                f"precision 'tf32' applies to float32 and complex64 cases, not {dtype}"
+            )
+        precision = "exact"
+    chosen = check_accumulate(accumulate) or DEFAULT_ACCUMULATION[dtype]
+    return Rule(dtype, chosen, precision, check_skip(skip))
