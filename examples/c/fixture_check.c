@@ -1,9 +1,15 @@
 /*
  * fixture_check: read uscale_ref golden fixtures in C, run a naive unit-scaled
- * conv1d forward and backward, and judge the results with the fixtures'
- * element-wise rule:
+ * conv1d forward and backward, and judge the results with the fixtures' rule
+ * (docs/golden-format.md), all from the metadata:
  *
- *     |actual - expected| <= units * unit_roundoff * error_scale
+ *   bound      |actual - expected| <= A u_acc error_scale + R u_out rounded,
+ *              rounded = |expected| (+ |scales.output * bias[o]| for the output)
+ *   precision  bits = format_bits - log2(rms(|error| / yardstick)) over the array,
+ *              each row and each tile of `block` positions, at least
+ *              format_bits - margin_bits; yardstick = sqrt((u_acc E)^2 + (u_out M)^2)
+ *   bias       the relative scale error the errors show, within z_limit standard
+ *              errors of an allowed interval, over the array and per row
  *
  * Only libc and cJSON (Debian: libcjson-dev). Real cases (float32, float64);
  * others are reported as skipped.
@@ -136,6 +142,7 @@ static long integer(const cJSON *item) {
     return (long)cJSON_GetNumberValue(item);
 }
 
+/* object[a] or object[a][b], as a number (NaN when absent). */
 static double number(const cJSON *object, const char *a, const char *b) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, a);
     if (b != NULL) item = cJSON_GetObjectItemCaseSensitive(item, b);
@@ -145,27 +152,113 @@ static double number(const cJSON *object, const char *a, const char *b) {
 /* Round as the case's dtype stores it. */
 static double stored(double x, int itemsize) { return itemsize == 4 ? (double)(float)x : x; }
 
-/* Judge one array; print its worst error in units; return 1 if it passes. */
+static const cJSON *path3(const cJSON *object, const char *a, const char *b, const char *c) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, a);
+    item = cJSON_GetObjectItemCaseSensitive(item, b);
+    return c == NULL ? item : cJSON_GetObjectItemCaseSensitive(item, c);
+}
+
+/* The bias statistic of a group: N = sum a, E = sum c, and the sums of squares and products. */
+typedef struct { double n, e, aa, ac, cc; } Sums;
+
+/* The smallest z over the allowed intervals ([[lo, hi], ...]) for one group's sums. */
+static double bias_z(const Sums *s, const cJSON *intervals) {
+    if (s->e <= 0) return 0.0;
+    double beta = s->n / s->e, best = INFINITY;
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, intervals) {
+        double lo = cJSON_GetNumberValue(cJSON_GetArrayItem(pair, 0));
+        double hi = cJSON_GetNumberValue(cJSON_GetArrayItem(pair, 1));
+        double delta = beta < lo ? lo : beta > hi ? hi : beta, z = 0.0;
+        if (delta != beta) {
+            double spread = s->aa - 2 * delta * s->ac + delta * delta * s->cc;
+            z = fabs(s->n - delta * s->e) / sqrt(spread > 0 ? spread : 0);
+            if (isnan(z)) z = 0.0;
+        }
+        if (z < best) best = z;
+    }
+    return best;
+}
+
+/* Judge one array, seen as (items, rows, positions); print its figures; return 1 if it
+   passes all three checks. bias_term: scales.output * bias[row] for the output, else NULL. */
 static int judge(const Npz *npz, const cJSON *meta, const char *name, const double *actual,
-                 long count) {
+                 long items, long rows, long positions, const double *bias_term) {
     char scale_name[96];
     snprintf(scale_name, sizeof scale_name, "error_scale_%s", name);
     const Member *expected = find(npz, name), *scale = find(npz, scale_name);
-    double u = number(meta, "tolerance", "unit_roundoff");
-    const cJSON *units_object = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(meta, "tolerance"), "units");
-    double allowed = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(units_object, name));
+    long count = items * rows * positions;
     if (expected == NULL || scale == NULL || expected->count != count) return 0;
-    double worst = 0.0;
-    int pass = 1;
-    for (long i = 0; i < count; i++) {
-        double error = fabs(actual[i] - value(expected, i));
-        double bound = allowed * u * value(scale, i);
-        if (error > bound) pass = 0;
-        double units = error == 0.0 ? 0.0 : error / (u * value(scale, i));
-        if (units > worst) worst = units;
+    const cJSON *tolerance = cJSON_GetObjectItemCaseSensitive(meta, "tolerance");
+    double u_out = number(tolerance, "unit_roundoff", NULL);
+    double u_acc = number(tolerance, "accumulation_unit_roundoff", NULL);
+    double acc_units = number(tolerance, "accumulation_units", name);
+    double out_units = number(tolerance, "output_units", NULL);
+    double bits = number(tolerance, "precision", "format_bits");
+    double required = bits - number(tolerance, "precision", "margin_bits");
+    long block = (long)number(tolerance, "precision", "block");
+    double z_limit = number(tolerance, "bias", "z_limit");
+    const cJSON *allowed = path3(tolerance, "bias", "allowed", name);
+    const cJSON *row_allowed = path3(tolerance, "bias", "row_allowed", name);
+
+    long blocks = (positions + block - 1) / block;
+    double *tile = calloc(rows * blocks + 1, sizeof *tile), *mean = calloc(rows + 1, sizeof *mean);
+    Sums *row_sums = calloc(rows + 1, sizeof *row_sums), whole = {0, 0, 0, 0, 0};
+    long failing = 0;
+    double worst = 0.0, squares = 0.0;
+    for (long r = 0; r < rows; r++) { /* each row's mean expected value, for centring */
+        for (long i = 0; i < items; i++)
+            for (long p = 0; p < positions; p++) mean[r] += value(expected, (i * rows + r) * positions + p);
+        mean[r] /= (double)(items * positions);
     }
-    printf(" %s %.3g/%g", name, worst, allowed);
+    for (long i = 0; i < items; i++)
+        for (long r = 0; r < rows; r++)
+            for (long p = 0; p < positions; p++) {
+                long at = (i * rows + r) * positions + p;
+                double e = value(expected, at), d = actual[at] - e;
+                double error = fabs(d);
+                double rounded = fabs(e) + (bias_term ? fabs(bias_term[r]) : 0.0);
+                double magnitude = value(scale, at);
+                double bound = acc_units * u_acc * magnitude + out_units * u_out * rounded;
+                if (error > bound) failing++;
+                if (error > 0 && error / bound > worst) worst = error / bound;
+                double a = u_acc * magnitude, b = u_out * rounded;
+                double yardstick = sqrt(a * a + b * b);
+                double ratio = error == 0 ? 0.0 : error / yardstick; /* inf where 0 was required */
+                tile[r * blocks + p / block] += ratio * ratio;
+                squares += ratio * ratio;
+                double centred = e - mean[r], x = d * centred, c = e * centred;
+                Sums *s = &row_sums[r];
+                s->n += x, s->e += c, s->aa += x * x, s->ac += x * c, s->cc += c * c;
+            }
+    /* precision: the whole array, each row, each tile */
+    double least = bits - 0.5 * log2(squares / (double)count);
+    double array_bits = least;
+    for (long r = 0; r < rows; r++) {
+        double row = 0.0;
+        for (long k = 0; k < blocks; k++) {
+            long size = (k + 1) * block <= positions ? block : positions - k * block;
+            double b = bits - 0.5 * log2(tile[r * blocks + k] / (double)(size * items));
+            if (b < least) least = b;
+            row += tile[r * blocks + k];
+        }
+        double b = bits - 0.5 * log2(row / (double)(items * positions));
+        if (b < least) least = b;
+    }
+    /* bias: the whole array and each row */
+    double z = 0.0;
+    for (long r = 0; r < rows; r++) {
+        Sums *s = &row_sums[r];
+        whole.n += s->n, whole.e += s->e, whole.aa += s->aa, whole.ac += s->ac, whole.cc += s->cc;
+        double row_z = rows > 1 ? bias_z(s, row_allowed) : 0.0;
+        if (row_z > z) z = row_z;
+    }
+    double whole_z = bias_z(&whole, allowed);
+    if (whole_z > z) z = whole_z;
+    int pass = failing == 0 && least >= required && z <= z_limit;
+    printf(" %s[bound %.2g, %.1f bits (least %.1f, need %g), z %.2g]", name, worst, array_bits,
+           least, required, z);
+    free(tile), free(mean), free(row_sums);
     return pass;
 }
 
@@ -254,15 +347,18 @@ static int check(const char *path) {
     for (long i = 0; i < O * Cg * K; i++) gw[i] = stored(scale_w * gw[i], size);
     for (long i = 0; i < O; i++) gb[i] = stored(scale_b * gb[i], size);
 
+    double *bias_term = calloc(O, sizeof *bias_term);
+    for (long o = 0; b && o < O; o++) bias_term[o] = scale_y * value(b, o);
+
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(meta, "id");
     printf("%s", cJSON_IsString(id) ? id->valuestring : path);
-    int pass = judge(&npz, meta, "output", y, N * O * out_length);
-    pass &= judge(&npz, meta, "grad_input", gi, N * C * L);
-    pass &= judge(&npz, meta, "grad_weight", gw, O * Cg * K);
-    if (b) pass &= judge(&npz, meta, "grad_bias", gb, O);
+    int pass = judge(&npz, meta, "output", y, N, O, out_length, bias_term);
+    pass &= judge(&npz, meta, "grad_input", gi, N, C, L, NULL);
+    pass &= judge(&npz, meta, "grad_weight", gw, 1, O, Cg * K, NULL);
+    if (b) pass &= judge(&npz, meta, "grad_bias", gb, 1, 1, O, NULL);
     printf(" %s\n", pass ? "pass" : "FAIL");
 
-    free(y), free(gi), free(gw), free(gb);
+    free(y), free(gi), free(gw), free(gb), free(bias_term);
     cJSON_Delete(meta);
     free(npz.bytes);
     return pass ? 0 : 1;

@@ -102,7 +102,7 @@ def tolerance_metadata(
         "accumulation_unit_roundoff": rule.u_acc,
         "terms": terms,
         "accumulation_units": {name: rule.accumulation_units(n) for name, n in terms.items()},
-        "output_units": rule.complex_factor * verdict_rule.OUTPUT_ROUNDINGS,
+        "output_units": rule.output_units,
         "precision": {
             "yardstick": "sqrt((accumulation_unit_roundoff * error_scale)**2 "
             "+ (unit_roundoff * rounded)**2)",

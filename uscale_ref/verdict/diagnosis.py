@@ -36,7 +36,7 @@ from ..geometry import conv1d_geometry
 from .layout import layout_of
 from .precision import precision_figure, ratios
 from .report import ArrayReport, difference, index_pattern, judge_array, rounded_magnitude
-from .rule import ACCUMULATIONS, MARGIN_BITS, UNIT_ROUNDOFF, Rule, rule_for
+from .rule import MARGIN_BITS, SIGNIFICANT_BITS, UNIT_ROUNDOFF, Rule, rule_for
 
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture
@@ -44,8 +44,29 @@ if TYPE_CHECKING:
 __all__ = ["MISTAKES", "NO_CAUSE", "diagnose"]
 
 Results = dict[str, npt.NDArray[Any]]
-Mistake = Callable[["Fixture", "Inputs"], Results]
+Simulation = Callable[["Fixture", "Inputs"], Results]
 NO_CAUSE = "no single known mistake explains this"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One classic mistake: its description, how to simulate it, and how a kernel making it
+    is matched.
+
+    Attributes
+    ----------
+    description : str
+        The words of the ``likely cause:`` line.
+    simulate : callable
+        ``simulate(case, inputs)``: the results of a kernel making the mistake
+        (``{}`` when it cannot happen in this case).
+    roll : int
+        For a shifted output: compare without the element rolled in at the edge.
+    """
+
+    description: str
+    simulate: Simulation
+    roll: int = 0
 
 
 @dataclass(frozen=True)
@@ -206,7 +227,7 @@ def output_channel_order(case: Fixture, inputs: Inputs) -> Results:
     return wrong
 
 
-def _constraint(other: str | None) -> Mistake:
+def _constraint(other: str | None) -> Simulation:
     def mistake(case: Fixture, inputs: Inputs) -> Results:
         if (case.kwargs["constraint"] or None) == other:
             return {}
@@ -217,7 +238,7 @@ def _constraint(other: str | None) -> Mistake:
     return mistake
 
 
-def _scale(name: str, power: int) -> Mistake:
+def _scale(name: str, power: int) -> Simulation:
     field = {"output": "output", "grad_input": "grad_input"}.get(name, "grad_weight")
 
     def mistake(case: Fixture, inputs: Inputs) -> Results:
@@ -232,7 +253,7 @@ def _scale(name: str, power: int) -> Mistake:
     return mistake
 
 
-def _shifted(direction: int) -> Mistake:
+def _shifted(direction: int) -> Simulation:
     def mistake(case: Fixture, inputs: Inputs) -> Results:
         expected = case.error_scale("output") if inputs.magnitude else case.expected["output"]
         if expected.shape[-1] < 2:
@@ -249,9 +270,9 @@ def returns_zeros(case: Fixture, inputs: Inputs) -> Results:
     return {name: np.zeros(a.shape, dtype=_wide_dtype(case)) for name, a in case.expected.items()}
 
 
-def _rounded_inputs(format: str, rounding: str = "nearest") -> Mistake:
-    """The multiplicands (input, weight, grad_output) rounded to ``format`` first; the bias
-    too when ``format`` is a storage format (bfloat16, float16, float32), not TF32."""
+def _rounded_inputs(format: str, rounding: str = "nearest") -> Simulation:
+    """The multiplicands (input, weight, grad_output) rounded to ``format`` first; the bias,
+    which multiplies nothing, as it is."""
     from ..formats import round_to
 
     def round_real(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -272,8 +293,7 @@ def _rounded_inputs(format: str, rounding: str = "nearest") -> Mistake:
         if inputs.magnitude:
             return _run(case, *inputs)
         x, w, b, g = inputs
-        bias = b if format == "tf32" else round_parts(b)
-        return _run(case, round_parts(x), round_parts(w), bias, round_parts(g))
+        return _run(case, round_parts(x), round_parts(w), b, round_parts(g))
 
     return mistake
 
@@ -284,34 +304,37 @@ def _part_format(case: Fixture) -> str:
     return OUTPUT_FORMAT[case.dtype]
 
 
-MISTAKES: list[tuple[str, Mistake, int]] = [
-    ("padding: the odd extra zero of 'same' put on the left (PyTorch puts it on the right)",
-     padding_on_the_wrong_side, 0),
-    ("a missing complex conjugate in dgrad (grad_input needs conj(w))",
-     missing_conjugate_in_dgrad, 0),
-    ("a missing complex conjugate in wgrad (grad_weight needs conj(x))",
-     missing_conjugate_in_wgrad, 0),
-    ("an extra complex conjugate in the forward pass", conjugate_in_the_forward, 0),
-    ("the kernel flipped: a true convolution instead of a cross-correlation", flipped_kernel, 0),
-    ("the bias added after the output scale instead of inside it", bias_after_the_scale, 0),
-    ("groups' channel order: each group must take a contiguous block of channels",
-     group_channel_order, 0),
-    ("stride and dilation roles not swapped in wgrad", stride_and_dilation_swapped_in_wgrad, 0),
-    ("output channels interleaved across groups: group g must write outputs g O_g ... "
-     "g O_g + O_g - 1", output_channel_order, 0),
-    *((f"a different constraint: {other!r} instead of the one asked for", _constraint(other), 0)
+MISTAKES: list[Mistake] = [
+    Mistake("padding: the odd extra zero of 'same' put on the left (PyTorch puts it on the right)",
+            padding_on_the_wrong_side),
+    Mistake("a missing complex conjugate in dgrad (grad_input needs conj(w))",
+            missing_conjugate_in_dgrad),
+    Mistake("a missing complex conjugate in wgrad (grad_weight needs conj(x))",
+            missing_conjugate_in_wgrad),
+    Mistake("an extra complex conjugate in the forward pass", conjugate_in_the_forward),
+    Mistake("the kernel flipped: a true convolution instead of a cross-correlation",
+            flipped_kernel),
+    Mistake("the bias added after the output scale instead of inside it", bias_after_the_scale),
+    Mistake("groups' channel order: each group must take a contiguous block of channels",
+            group_channel_order),
+    Mistake("stride and dilation roles not swapped in wgrad",
+            stride_and_dilation_swapped_in_wgrad),
+    Mistake("output channels interleaved across groups: group g must write outputs g O_g ... "
+            "g O_g + O_g - 1", output_channel_order),
+    *(Mistake(f"a different constraint: {other!r} instead of the one asked for",
+              _constraint(other))
       for other in CONSTRAINT_NAMES if other != ""),
-    *((f"the {name} scale {'missing' if p == -1 else 'applied twice'}", _scale(name, p), 0)
+    *(Mistake(f"the {name} scale {'missing' if p == -1 else 'applied twice'}", _scale(name, p))
       for name in ("output", "grad_input", "grad_weight", "grad_bias") for p in (-1, 1)),
-    ("the output shifted by one position: cropped or offset on the wrong side", _shifted(1), 1),
-    ("the output shifted by one position the other way", _shifted(-1), -1),
-    ("nothing computed: the results are zeros", returns_zeros, 0),
-    ("computes in TF32: multiplicands rounded to 11 significant bits (to nearest), "
-     "e.g. cuDNN with allow_tf32 (or float16 inputs)", _rounded_inputs("tf32"), 0),
-    ("computes in TF32: multiplicands truncated to 11 significant bits, as tensor cores "
-     "read float32", _rounded_inputs("tf32", "toward_zero"), 0),
-    ("inputs rounded to bfloat16", _rounded_inputs("bfloat16"), 0),
-    ("computes in float32: inputs rounded to float32", _rounded_inputs("float32"), 0),
+    Mistake("the output shifted by one position: cropped or offset on the wrong side",
+            _shifted(1), 1),
+    Mistake("the output shifted by one position the other way", _shifted(-1), -1),
+    Mistake("nothing computed: the results are zeros", returns_zeros),
+    Mistake("computes in TF32: multiplicands rounded to 11 significant bits (to nearest), "
+            "e.g. cuDNN with allow_tf32 (or float16 inputs)", _rounded_inputs("tf32")),
+    Mistake("computes in TF32: multiplicands truncated to 11 significant bits, as tensor cores "
+            "read float32", _rounded_inputs("tf32", "toward_zero")),
+    Mistake("inputs rounded to bfloat16", _rounded_inputs("bfloat16")),
 ]  # fmt: skip
 
 
@@ -367,9 +390,9 @@ def diagnose(
     failing = list(failing)
     with np.errstate(all="ignore"):
         inputs = (_inputs(case), _inputs(case, magnitude=True))
-        for description, mistake, roll in MISTAKES:
-            if _explains(case, inputs, mistake, roll, results, failing, rule):
-                return description
+        for mistake in MISTAKES:
+            if _explains(case, inputs, mistake, results, failing, rule):
+                return mistake.description
         narrower = _narrower_sum(case, results, failing, rule)
         if narrower:
             return narrower
@@ -383,15 +406,17 @@ def _explains(
     case: Fixture,
     inputs: tuple[Inputs, Inputs],
     mistake: Mistake,
-    roll: int,
     results: dict[str, Any],
     failing: list[str],
     rule: Rule,
 ) -> bool:
     """Whether ``mistake`` changes every failing array it touches, and into the kernel's."""
+    roll = mistake.roll
     try:
-        wrong = mistake(case, inputs[0])
-        magnitudes = mistake(case, inputs[1])
+        wrong = mistake.simulate(case, inputs[0])
+        if not any(name in wrong for name in failing):
+            return False
+        magnitudes = mistake.simulate(case, inputs[1])
     except (ValueError, TypeError):  # the mistake cannot happen for this case
         return False
     covered = [name for name in failing if name in wrong and name in results]
@@ -414,18 +439,35 @@ def _explains(
 def _narrower_sum(
     case: Fixture, results: dict[str, Any], failing: list[str], rule: Rule
 ) -> str | None:
-    """ "accumulates in bfloat16/float16" when a narrow case's failing arrays pass as the
-    results of a running sum in its own storage format."""
-    name = rule.output_format
-    if name not in ACCUMULATIONS or UNIT_ROUNDOFF[name] <= rule.u_acc:
-        return None  # not a narrow case, or the rule already allows such sums
-    wider = Rule(rule.dtype, name, rule.precision, frozenset({"bound", "precision"}))
-    reports = [judge_array(case, n, results[n], wider) for n in failing if n in results]
-    if reports and all(report.passed for report in reports):
-        return (
-            f"accumulates in {name}: the results pass as those of a running sum rounded to "
-            f"{name} (say so with accumulate={name!r}, or sum in float32)"
-        )
+    """A kernel that sums in a narrower format than the rule's: a narrow case's own format
+    (float16, bfloat16), or float32 in a float64 case. Named when the failing arrays pass
+    as the results of such sums (bound and precision) and their precision is no better
+    than such sums give (a few bits above the narrower format's)."""
+    candidates = []
+    if rule.output_format in ("float16", "bfloat16"):
+        candidates.append(rule.output_format)
+    if rule.output_format == "float64":
+        candidates.append("float32")
+    for name in candidates:
+        if UNIT_ROUNDOFF[name] <= rule.u_acc:
+            continue  # the rule already allows such sums
+        narrower = Rule(rule.dtype, name, rule.precision, frozenset({"bound", "precision"}))
+        reports = [judge_array(case, n, results[n], narrower) for n in failing if n in results]
+        plausible = [
+            judge_array(case, r.name, results[r.name], rule).precision.bits
+            <= SIGNIFICANT_BITS[name] + 2 * MARGIN_BITS
+            for r in reports
+        ]
+        if reports and all(r.passed for r in reports) and all(plausible):
+            if name == "float32":
+                return (
+                    "computes in float32: the results pass as those of a float32 kernel "
+                    "(inputs or sums in float32)"
+                )
+            return (
+                f"accumulates in {name}: the results pass as those of a running sum rounded "
+                f"to {name} (say so with accumulate={name!r}, or sum in float32)"
+            )
     return None
 
 

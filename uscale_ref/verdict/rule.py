@@ -150,17 +150,23 @@ class Rule:
             units += self.complex_factor * TF32_PRODUCT_ERROR / self.u_acc
         return units
 
+    @property
+    def output_units(self) -> float:
+        """The output roundings' bound in units of ``u_out * rounded``:
+        ``c * OUTPUT_ROUNDINGS * (1 + OUTPUT_ROUNDINGS * u_out)``, ``c`` = 2 for complex (the
+        last factor covers the second-order terms of four roundings, and ``|expected|``
+        standing for the exact value)."""
+        return self.complex_factor * OUTPUT_ROUNDINGS * (1 + OUTPUT_ROUNDINGS * self.u_out)
+
     def bound(
         self, terms: int, error_scale: npt.NDArray[np.float64], rounded: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.float64]:
-        """The element-wise bound on ``|actual - expected|``.
-
-        ``accumulation_units(terms) * u_acc * error_scale
-        + c * OUTPUT_ROUNDINGS * u_out * rounded``, ``c`` = 2 for complex.
+        """The element-wise bound on ``|actual - expected|``:
+        ``accumulation_units(terms) * u_acc * error_scale + output_units * u_out * rounded``.
         """
-        roundings = self.complex_factor * OUTPUT_ROUNDINGS * self.u_out
         bound: npt.NDArray[np.float64] = (
-            self.accumulation_units(terms) * self.u_acc * error_scale + roundings * rounded
+            self.accumulation_units(terms) * self.u_acc * error_scale
+            + self.output_units * self.u_out * rounded
         )
         return bound
 
