@@ -178,7 +178,11 @@ def jax_kernel(case: Fixture) -> Results:
     dx, dw = pullback(jnp.conj(g) if jnp.iscomplexobj(g) else g)
     if jnp.iscomplexobj(g):  # jax.vjp gives the plain transpose; autograd's is its conjugate
         dx, dw = jnp.conj(dx), jnp.conj(dw)
-    out = {"output": y, "grad_input": dx * scales.grad_input, "grad_weight": dw * scales.grad_weight}
+    out = {
+        "output": y,
+        "grad_input": dx * scales.grad_input,
+        "grad_weight": dw * scales.grad_weight,
+    }
     if b is not None:
         axes = (0, 2) if batched else (1,)
         out["grad_bias"] = jnp.sum(g, axis=axes) * scales.grad_bias
@@ -301,7 +305,7 @@ def summed_kernel(case: Fixture, combine: Callable[[Iterator[Any]], Any],
     then the bias added, the scale multiplied, in that dtype, and rounded once to the case's."""
     dtype = dtype or accumulation_dtype(case)
     terms = Terms(case, dtype)
-    x, w, b, g = terms.arrays()
+    _, w, b, _ = terms.arrays()
     scales = uscale_ref.conv1d_scales(case.inputs["input"].shape, w.shape, **case.kwargs)
     kind = np.dtype(dtype).type
     y = combine(terms.forward())
@@ -449,22 +453,39 @@ MUTANTS: list[Mutant] = [
     Mutant("returns zeros", NAMES[:3], ALL, _replace(NAMES[:3], _zeros)),
     Mutant("returns half the answer", NAMES[:3], ALL, _replace(NAMES[:3], _half)),
     Mutant("inputs rounded to TF32", NAMES[:3], ("float32", "complex64"), _rounded_inputs("tf32")),
-    Mutant("inputs rounded to float16", NAMES[:3], ("float32", "complex64"),
-           _rounded_inputs("float16")),  # fmt: skip
-    Mutant("inputs rounded to bfloat16", NAMES[:3], ("float32", "complex64", "float16"),
-           _rounded_inputs("bfloat16")),  # fmt: skip
-    Mutant("computes in float32", NAMES[:3], ("float64", "complex128"),
-           _rounded_inputs("float32")),  # fmt: skip
+    Mutant(
+        "inputs rounded to float16", NAMES[:3], ("float32", "complex64"), _rounded_inputs("float16")
+    ),
+    Mutant(
+        "inputs rounded to bfloat16",
+        NAMES[:3],
+        ("float32", "complex64", "float16"),
+        _rounded_inputs("bfloat16"),
+    ),
+    Mutant("computes in float32", NAMES[:3], ("float64", "complex128"), _rounded_inputs("float32")),
     Mutant("grad_weight = 0", ("grad_weight",), ALL, _replace(("grad_weight",), _zeros)),
     Mutant("one tap dropped", NAMES[:3], ALL, _dropped_tap),
     Mutant("running sums in the storage format", NAMES[:3], ("bfloat16", "float16"), _narrow_sum),
-    *(Mutant(f"{name} scale x (1 + {factor:g})", (name,), dtypes,
-             _replace((name,), _scaled(factor)))
-      for name in NAMES[:3]
-      for factor, dtypes in ((1e-4, ("float32", "complex64")), (1e-5, ("float32", "complex64")),
-                             (1e-12, ("float64", "complex128")),
-                             (1e-3, ("bfloat16", "float16")))),
-    *(Mutant(f"one {name} channel off by 2e-4{' (random sign)' if sign else ''}", (name,),
-             FULL, _replace((name,), _channel(name, sign)))
-      for name in NAMES[:3] for sign in (False, True)),
-]  # fmt: skip
+    *(
+        Mutant(
+            f"{name} scale x (1 + {factor:g})", (name,), dtypes, _replace((name,), _scaled(factor))
+        )
+        for name in NAMES[:3]
+        for factor, dtypes in (
+            (1e-4, ("float32", "complex64")),
+            (1e-5, ("float32", "complex64")),
+            (1e-12, ("float64", "complex128")),
+            (1e-3, ("bfloat16", "float16")),
+        )
+    ),
+    *(
+        Mutant(
+            f"one {name} channel off by 2e-4{' (random sign)' if sign else ''}",
+            (name,),
+            FULL,
+            _replace((name,), _channel(name, sign)),
+        )
+        for name in NAMES[:3]
+        for sign in (False, True)
+    ),
+]

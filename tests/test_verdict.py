@@ -47,14 +47,18 @@ def exact(case):
 def test_default_accumulation_per_dtype(dtype, accumulation, output):
     rule = verdict.rule_for(dtype)
     assert (rule.accumulate, rule.output_format) == (accumulation, output)
-    assert rule.u_out == 2.0 ** -rule.bits
+    assert rule.u_out == 2.0**-rule.bits
 
 
 def test_a_kernel_that_sums_in_bfloat16_gets_the_worst_case_bound_of_such_sums():
-    narrow, default = verdict.rule_for("bfloat16", accumulate="bfloat16"), verdict.rule_for("bfloat16")
-    terms, scale, rounded = 320, np.array([1.0]), np.array([0.05])
-    assert narrow.bound(terms, scale, rounded)[0] >= (terms + 2) * 2.0**-8
-    assert default.bound(terms, scale, rounded)[0] < 0.05 * 4.1 * 2.0**-8 + (terms + 2) * 2.0**-24
+    narrow = verdict.rule_for("bfloat16", accumulate="bfloat16")
+    default = verdict.rule_for("bfloat16")
+    scale, rounded = np.array([1.0]), np.array([0.05])
+    assert narrow.bound(100, scale, rounded)[0] >= 102 * 2.0**-8
+    assert narrow.bound(300, scale, rounded)[0] == math.inf  # 300 u >= 1: no finite bound
+    expected = default.accumulation_units(300) * 2.0**-24 + default.output_units * 2.0**-8 * 0.05
+    assert default.bound(300, scale, rounded)[0] == pytest.approx(expected)
+    assert default.output_units == 5 * (1 + 5 * 2.0**-8)
 
 
 def test_the_rule_refuses_what_it_does_not_know():
@@ -76,7 +80,8 @@ def test_the_metadata_says_what_a_reader_in_another_language_needs():
     assert tolerance["accumulation"] == "float32" and tolerance["output_format"] == "bfloat16"
     rule = verdict.rule_for("bfloat16")
     for name, terms in tolerance["terms"].items():
-        assert tolerance["accumulation_units"][name] == terms + 2
+        assert tolerance["accumulation_units"][name] == rule.accumulation_units(terms)
+        assert terms + 2 < rule.accumulation_units(terms) < terms + 2 + 1e-4
         assert tolerance["bias"]["allowed"][name] == [
             list(pair) for pair in rule.allowed_scale_errors(0.0, case.scale_centres(name))
         ]
@@ -148,7 +153,8 @@ def test_precision_reads_the_size_of_the_errors_in_bits():
 
 
 def test_an_exact_result_has_infinite_precision_and_a_required_zero_must_be_zero():
-    assert precision_figure(np.zeros((4, 70)), layout_of("grad_weight", (4, 7, 10)), 53, 3).bits == math.inf
+    layout = layout_of("grad_weight", (4, 7, 10))
+    assert precision_figure(np.zeros((4, 70)), layout, 53, 3).bits == math.inf
     error, yardstick = np.array([0.0, 1e-300, 1.0]), np.array([0.0, 0.0, np.nan])
     assert ratios(error, yardstick).tolist() == [0.0, math.inf, math.inf]
 

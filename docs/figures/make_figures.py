@@ -18,7 +18,10 @@ Writes, next to this script:
 * ``wgrad.png``: wgrad with the gradient as the kernel, taps s apart,
   stepping by d;
 * ``formats.png``: the ranges of float32, bfloat16, float16 and the FP8
-  formats against the spread of a unit-scaled and of a small tensor.
+  formats against the spread of a unit-scaled and of a small tensor;
+* ``verdict-tile-bug.png``: the verdict's picture of a kernel that leaves the
+  bias out of its second tile of 64 output channels
+  (``examples/user_project/my_kernel.py``), at (2, 256, 1024, 256, 9).
 """
 
 from __future__ import annotations
@@ -360,6 +363,31 @@ def receptive_field_figure() -> None:
     plt.close(fig)
 
 
+def verdict_figure() -> None:
+    import os
+    import sys
+
+    from uscale_ref import verdict
+    from uscale_ref.golden import CaseSpec, Fixture
+    from uscale_ref.golden.fixture import build
+    from uscale_ref.testing import to_numpy
+
+    os.environ["MY_KERNEL_TILE_BUG"] = "1"
+    sys.path.insert(0, str(HERE.parents[1] / "examples" / "user_project"))
+    from my_kernel import my_conv1d, my_conv1d_backward
+
+    spec = CaseSpec(dtype="float32", batch_size=2, in_channels=256, length=1024,
+                    out_channels=256, kernel_size=9, padding="same")  # fmt: skip
+    arrays, metadata = build(spec)
+    case = Fixture(spec.id, metadata, arrays)
+    x, w, b, g = (case.inputs[k] for k in ("input", "weight", "bias", "grad_output"))
+    grads = my_conv1d_backward(g, x, w, b, **case.kwargs)
+    results = {"output": my_conv1d(x, w, b, **case.kwargs), "grad_input": grads.grad_input}
+    results = {k: to_numpy(v) for k, v in results.items()}
+    judged = verdict.judge(case, results, reference=True)
+    judged.plot(HERE / "verdict-tile-bug.png")
+
+
 if __name__ == "__main__":
     for make in (
         scaling_figure,
@@ -367,6 +395,11 @@ if __name__ == "__main__":
         dgrad_figure,
         wgrad_figure,
         formats_figure,
+        verdict_figure,
     ):
         make()
-    print("wrote scaling.png, receptive-field.png, dgrad.png, wgrad.png, formats.png in", HERE)
+    print(
+        "wrote scaling.png, receptive-field.png, dgrad.png, wgrad.png, formats.png,",
+        "verdict-tile-bug.png in",
+        HERE,
+    )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,7 +102,10 @@ def tolerance_metadata(
         "accumulation": rule.accumulate,
         "accumulation_unit_roundoff": rule.u_acc,
         "terms": terms,
-        "accumulation_units": {name: rule.accumulation_units(n) for name, n in terms.items()},
+        # null: no finite bound (a sum of that many terms in that format can lose every bit).
+        "accumulation_units": {
+            name: _finite_or_none(rule.accumulation_units(n)) for name, n in terms.items()
+        },
         "output_units": rule.output_units,
         "precision": {
             "yardstick": "sqrt((accumulation_unit_roundoff * error_scale)**2 "
@@ -123,6 +127,10 @@ def tolerance_metadata(
             },
         },
     }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 #: How many progress steps :func:`build` reports per case.
@@ -150,7 +158,7 @@ def _build(
     formats = spec.formats
 
     def drawn(name: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
-        return draw(spec.id, name, shape, spec.dtype, formats.get(name))
+        return draw(spec.input_id, name, shape, spec.dtype, formats.get(name))
 
     arrays: dict[str, npt.NDArray[Any]] = {
         "input": drawn("input", spec.input_shape),
@@ -219,7 +227,7 @@ def _build(
             name: list(arrays[name].shape) for name in INPUT_NAMES + RESULT_NAMES if name in arrays
         },
         "scales": scales._asdict(),
-        "seeds": {name: seed_for(spec.id, name) for name in INPUT_NAMES if name in arrays},
+        "seeds": {name: seed_for(spec.input_id, name) for name in INPUT_NAMES if name in arrays},
         "generator": f"uscale_ref {__version__}: SplitMix64 + 4-term Irwin-Hall inputs; "
         "exact sliced products (Ozaki) rounded once",
         "tolerance": tolerance_metadata(spec.dtype, terms, scales._asdict(), centres),

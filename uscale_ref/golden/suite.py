@@ -79,7 +79,11 @@ class CaseSpec:
     fp8 : bool
         A float32 case whose inputs are FP8 values (E4M3 input and weight,
         E5M2 grad_output).
-    suite : str
+    compact : int or None
+        A compact fixture: no input arrays (they are regenerated from their
+        seeds), and each result's expected values at about this many
+        positions only (:mod:`uscale_ref.golden.positions`). Its inputs
+        are the full case's.
         The name of the suite the case is written into (part of the
         fixture's metadata, not of its id).
 
@@ -109,6 +113,7 @@ class CaseSpec:
     constraint: str | None = "to_output_scale"
     scale_power: tuple[float, float, float] = (0.5, 0.5, 0.5)
     fp8: bool = False  # float32 case whose inputs are FP8 values (FP8_FORMATS)
+    compact: int | None = None  # positions per result array, or None for the full arrays
     suite: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +135,13 @@ class CaseSpec:
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.fp8 and self.dtype != "float32":
             raise ValueError(f"fp8 cases are float32 cases, got dtype {self.dtype!r}")
+        if self.compact is not None and (
+            isinstance(self.compact, bool) or not isinstance(self.compact, int) or self.compact < 1
+        ):
+            raise ValueError(
+                f"compact must be a number of positions of at least 1, or None, got "
+                f"{self.compact!r}"
+            )
         if not isinstance(self.suite, str) or not self.suite:
             raise ValueError(f"suite must be a non-empty name, got {self.suite!r}")
         if self.scale_power is not None and not isinstance(self.scale_power, (str, bytes)):
@@ -188,6 +200,12 @@ class CaseSpec:
 
     @property
     def id(self) -> str:
+        """The readable id: the full case's, with ``_compact<N>`` for a compact fixture."""
+        return self.input_id + ("" if self.compact is None else f"_compact{self.compact}")
+
+    @property
+    def input_id(self) -> str:
+        """The id the inputs are drawn from: the full case's, compact or not."""
         tokens = [DTYPE_TOKENS[self.dtype]] + (["fp8"] if self.fp8 else [])
         shape = {
             "N": self.batch_size,

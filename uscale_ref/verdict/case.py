@@ -54,14 +54,16 @@ class CaseVerdict:
         shown = self.failing or self.arrays
         return "\n".join(report.describe(self.case_id) for report in shown)
 
-    def plot(self, path: str | Path) -> Path:
-        """Draw the precision map and error histogram of every array to ``path`` (PNG).
+    def plot(self, path: str | Path, arrays: Iterable[str] | None = None) -> Path:
+        """Draw the precision map and error histogram of each array to ``path`` (PNG).
 
+        ``arrays``: only these (e.g. ``["output"]``); default every judged array.
         Needs matplotlib (``pip install uscale-ref[plot]``).
         """
         from .picture import draw
 
-        self.picture = draw(self, Path(path))
+        names = None if arrays is None else list(arrays)
+        self.picture = draw(self, Path(path), names)
         return self.picture
 
 

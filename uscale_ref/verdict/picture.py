@@ -38,8 +38,8 @@ _ROW_LABEL = {
 }
 
 
-def draw(verdict: CaseVerdict, path: Path) -> Path:
-    """Draw ``verdict`` to ``path`` (PNG) and return the path."""
+def draw(verdict: CaseVerdict, path: Path, names: list[str] | None = None) -> Path:
+    """Draw ``verdict`` (its arrays ``names``, default all) to ``path`` (PNG); return the path."""
     try:
         import matplotlib
     except ImportError:
@@ -47,7 +47,9 @@ def draw(verdict: CaseVerdict, path: Path) -> Path:
     matplotlib.use("Agg", force=False)
     from matplotlib import pyplot as plt
 
-    arrays = verdict.arrays
+    arrays = [r for r in verdict.arrays if names is None or r.name in names]
+    if not arrays:
+        raise ValueError(f"arrays: none of {names} was judged in {verdict.case_id}")
     figure, axes = plt.subplots(
         len(arrays), 2, figsize=(13, 3.3 * max(1, len(arrays))), squeeze=False,
         gridspec_kw={"width_ratios": [1.4, 1]},
@@ -74,12 +76,7 @@ def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
         shown, aspect="auto", interpolation="nearest", cmap="RdYlGn", vmin=bottom, vmax=top,
         origin="lower",
     )  # fmt: skip
-    short = ~(tiles >= p.required)
-    if short.any():
-        axis.contourf(
-            short.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"],
-            origin="lower", extent=(-0.5, shown.shape[1] - 0.5, -0.5, shown.shape[0] - 0.5),
-        )  # fmt: skip
+    _hatch_short_tiles(axis, ~(tiles >= p.required))
     bar = figure.colorbar(image, ax=axis, pad=0.01)
     bar.set_label("significant bits")
     bar.ax.axhline(p.required, color="black", linewidth=1.5)
@@ -93,6 +90,30 @@ def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
     if p.failing_tiles:
         title += f", {p.failing_tiles} of {p.tile_bits.size} tiles short"
     axis.set_title(title, fontsize=11)
+
+
+def _hatch_short_tiles(axis: Any, short: Any) -> None:
+    """Hatch each run of short tiles along a row (one rectangle per run, however many)."""
+    from matplotlib.patches import Rectangle
+
+    for row in range(short.shape[0]):
+        blocks = np.flatnonzero(short[row])
+        if not blocks.size:
+            continue
+        starts = blocks[np.r_[True, np.diff(blocks) > 1]]
+        ends = blocks[np.r_[np.diff(blocks) > 1, True]]
+        for start, end in zip(starts, ends, strict=True):
+            axis.add_patch(
+                Rectangle(
+                    (start - 0.5, row - 0.5),
+                    end - start + 1,
+                    1,
+                    fill=False,
+                    hatch="////",
+                    edgecolor="black",
+                    linewidth=0,
+                )
+            )
 
 
 def _histogram(axis: Any, report: ArrayReport) -> None:

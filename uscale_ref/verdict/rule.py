@@ -75,9 +75,10 @@ PRECISIONS = ("exact", "tf32")
 #: The three tests of an array, each of which can be switched off by name.
 CHECKS = ("bound", "precision", "bias")
 
-#: Roundings to the output format a correct kernel may make on one element:
-#: the sum, the bias add, the scale rounded to the format, the scale multiply.
-OUTPUT_ROUNDINGS = 4
+#: Roundings of the output format between a correct kernel's result and the
+#: fixture's on one element: the kernel's sum, bias add, scale (rounded to the
+#: format) and product, and the fixture's own rounding of the exact value.
+OUTPUT_ROUNDINGS = 5
 #: An array, row or tile fails when its precision falls this many bits short.
 MARGIN_BITS = 3.0
 #: The errors' bias fails when it is this many standard errors from every allowed value.
@@ -143,9 +144,19 @@ class Rule:
         return 2.0 if self.dtype.startswith("complex") else 1.0
 
     def accumulation_units(self, terms: int) -> float:
-        """The accumulation's bound in units of ``u_acc * error_scale``: ``terms + 2``
-        (doubled for complex), plus what TF32 multiplicands cost under ``precision="tf32"``."""
-        units = self.complex_factor * (terms + 2)
+        """The accumulation's bound in units of ``u_acc * error_scale``.
+
+        ``gamma_n / u + 2`` with ``n = c * terms`` (``c`` = 2 for complex: a
+        complex sum is a real one of twice the length per part) and Higham's
+        ``gamma_n = n u / (1 - n u)``, two more for the scale multiplication
+        and second-order terms, times ``c``; plus what TF32 multiplicands cost
+        under ``precision="tf32"``. Infinite when ``n u >= 1``: such a sum
+        can lose every bit.
+        """
+        n = self.complex_factor * terms
+        if n * self.u_acc >= 1:
+            return math.inf
+        units = n / (1 - n * self.u_acc) + 2 * self.complex_factor
         if self.precision == "tf32":
             units += self.complex_factor * TF32_PRODUCT_ERROR / self.u_acc
         return units
@@ -154,7 +165,7 @@ class Rule:
     def output_units(self) -> float:
         """The output roundings' bound in units of ``u_out * rounded``:
         ``c * OUTPUT_ROUNDINGS * (1 + OUTPUT_ROUNDINGS * u_out)``, ``c`` = 2 for complex (the
-        last factor covers the second-order terms of four roundings, and ``|expected|``
+        last factor covers the second-order terms of the roundings, and ``|expected|``
         standing for the exact value)."""
         return self.complex_factor * OUTPUT_ROUNDINGS * (1 + OUTPUT_ROUNDINGS * self.u_out)
 

@@ -1,0 +1,180 @@
+"""Where a compact fixture keeps its expected values: the places tiled kernels break, and more.
+
+A tiled kernel's mistakes land at predictable places: the first and last
+rows and columns of a tile, the tiles' edges in channels and in length, the
+group edges, the padding borders, the first and last batch items. A compact
+fixture keeps, for each result array, every such place it can afford and
+fills the rest of its budget with places drawn uniformly from the case's
+seed. Positions are flat indices into the C-ordered result array, sorted.
+
+Edge values along an axis of length ``size``: 0, 1, 2, the last three, and
+``m - 1, m, m + 1`` for each multiple ``m`` of 8 below ``size``, ordered
+so that the coarser tilings come first (multiples of 256, then 128, ... 8):
+when a budget cannot take them all, it keeps the edges of the larger tiles.
+
+``grad_weight`` is kept on a grid, a set of output channels by a set of
+``(c, k)`` columns (its sums run over the whole batch and length, and a grid
+makes them matrix products); ``grad_bias`` at the same output channels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from .inputs import splitmix64, seed_for
+from .suite import CaseSpec
+
+__all__ = ["TILES", "edge_values", "positions_for"]
+
+#: The tile sizes whose edges a compact fixture looks at first.
+TILES = (256, 128, 64, 32, 16, 8)
+Index = npt.NDArray[np.int64]
+
+
+def _ordered_unique(values: Iterable[int], size: int) -> list[int]:
+    seen: set[int] = set()
+    kept = []
+    for value in values:
+        if 0 <= value < size and value not in seen:
+            seen.add(value)
+            kept.append(value)
+    return kept
+
+
+def edge_values(size: int, extra: Iterable[int] = ()) -> list[int]:
+    """The edge indices of an axis of ``size``, most telling first; ``extra`` (group edges,
+    padding borders) come right after the ends.
+
+    >>> edge_values(20)
+    [0, 1, 2, 19, 18, 17, 15, 16, 7, 8, 9]
+    """
+    ends = [0, 1, 2, size - 1, size - 2, size - 3]
+    tiles = []
+    for tile in TILES:
+        for m in range(tile, size, tile):
+            tiles += [m - 1, m, m + 1]
+    return _ordered_unique([*ends, *extra, *tiles], size)
+
+
+def _uniform(seed: int, count: int, size: int) -> Index:
+    """``count`` indices in ``[0, size)`` from SplitMix64: the top 53 bits as a fraction."""
+    if count <= 0 or size <= 0:
+        return np.zeros(0, dtype=np.int64)
+    fractions = (splitmix64(seed, count) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return np.minimum((fractions * size).astype(np.int64), size - 1)
+
+
+def _axis_extras(spec: CaseSpec, name: str) -> list[list[int]]:
+    """Per axis of result ``name``: the group edges and padding borders to keep early."""
+    g = spec.geometry
+    span = g.dilation * (g.kernel_size - 1)
+    reach = span // g.stride + 2  # positions whose window meets the padding, and one more
+
+    def group_edges(per_group: int) -> list[int]:
+        return [v for b in range(per_group, per_group * g.groups, per_group)
+                for v in (b - 1, b, b + 1)]  # fmt: skip
+
+    out_length, length = g.out_length, g.in_length
+    borders_out = [*range(reach), *range(out_length - reach, out_length)]
+    borders_in = [*range(span + 2), *range(length - span - 2, length)]
+    out_edges, in_edges = group_edges(g.out_channels // g.groups), group_edges(g.fan_in)
+    batched = spec.batch_size is not None
+    items: list[list[int]] = [[]] if batched else []
+    if name == "output":
+        return [*items, out_edges, borders_out]
+    if name == "grad_input":
+        return [*items, in_edges, borders_in]
+    if name == "grad_weight":
+        return [out_edges, [], []]
+    return [out_edges]
+
+
+def _result_shape(spec: CaseSpec, name: str) -> tuple[int, ...]:
+    g = spec.geometry
+    if name == "output":
+        return g.output_shape
+    if name == "grad_input":
+        return spec.input_shape
+    if name == "grad_weight":
+        return spec.weight_shape
+    return (spec.out_channels,)
+
+
+def _choose(values: list[int], size: int, count: int, seed: int) -> list[int]:
+    """``count`` distinct indices of an axis: ``values`` first, then drawn ones."""
+    if count >= size:
+        return list(range(size))
+    chosen = _ordered_unique(values, size)[:count]
+    drawn = _uniform(seed, 4 * count + 16, size)
+    return _ordered_unique([*chosen, *drawn.tolist(), *range(size)], size)[:count]
+
+
+def _grid(spec: CaseSpec, count: int, seed: int) -> tuple[list[int], list[int]]:
+    """grad_weight's grid: output channels and flat ``(c, k)`` columns, about ``count`` in all."""
+    out_channels, fan_in, kernel = spec.weight_shape
+    columns = fan_in * kernel
+    rows = min(out_channels, max(1, math.isqrt(count)))
+    wide = min(columns, max(1, count // rows))
+    rows = min(out_channels, max(1, count // wide))
+    extras = _axis_extras(spec, "grad_weight")
+    chosen_rows = _choose(edge_values(out_channels, extras[0]), out_channels, rows, seed)
+    # Columns: whole kernels (every tap k) of the edge input channels first.
+    channels = edge_values(fan_in)
+    column_values = [c * kernel + k for c in channels for k in range(kernel)]
+    chosen_columns = _choose(column_values, columns, wide, seed + 1)
+    return sorted(chosen_rows), sorted(chosen_columns)
+
+
+def positions_for(spec: CaseSpec, name: str, count: int) -> Index:
+    """The sorted flat positions a compact fixture of ``spec`` keeps for result ``name``.
+
+    All of them when the array has at most ``count`` elements.
+    """
+    shape = _result_shape(spec, name)
+    size = math.prod(shape)
+    seed = seed_for(spec.input_id, f"positions/{name}")
+    if name in ("grad_weight", "grad_bias"):
+        rows, columns = _grid(spec, count, seed_for(spec.input_id, "positions/grad_weight"))
+        if name == "grad_bias":
+            return np.array(rows, dtype=np.int64)
+        flat = np.add.outer(np.array(rows) * shape[1] * shape[2], np.array(columns))
+        return np.sort(flat.reshape(-1)).astype(np.int64)
+    if size <= count:
+        return np.arange(size, dtype=np.int64)
+    extras = _axis_extras(spec, name)
+    ndim = len(shape)
+    picked: list[Index] = []
+    # The corners: first and last along every axis.
+    corners = np.array(np.meshgrid(*[[0, s - 1] for s in shape], indexing="ij")).reshape(ndim, -1)
+    picked.append(np.ravel_multi_index(tuple(corners), shape))
+    # Each axis's edges, each paired with drawn places on the other axes: half the budget.
+    per_axis = count // (2 * ndim)
+    stream = 0
+    for axis in range(ndim):
+        values = edge_values(shape[axis], extras[axis])[:per_axis]
+        if not values:
+            continue
+        coords = []
+        for other in range(ndim):
+            if other == axis:
+                coords.append(np.array(values, dtype=np.int64))
+            else:
+                stream += 1
+                coords.append(_uniform(seed + stream, len(values), shape[other]))
+        picked.append(np.ravel_multi_index(tuple(coords), shape))
+    chosen = np.unique(np.concatenate(picked))[:count]
+    # The rest drawn uniformly, in the order drawn, until the budget is spent.
+    attempt = 0
+    while chosen.size < count:
+        attempt += 1
+        needed = count - chosen.size
+        drawn = _uniform(seed + 1000 + attempt, 2 * needed + 16, size)
+        _, first = np.unique(drawn, return_index=True)
+        fresh = drawn[np.sort(first)]
+        fresh = fresh[~np.isin(fresh, chosen)][:needed]
+        chosen = np.union1d(chosen, fresh)
+    return chosen.astype(np.int64)
