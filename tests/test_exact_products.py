@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from uscale_ref import textbook
+from uscale_ref.exact import doubledouble as exact
+from uscale_ref.exact import ozaki, sliced
 from uscale_ref.geometry import conv1d_geometry
-from uscale_ref.golden import exact, ozaki, sliced
 from uscale_ref.golden.fixture import build
 from uscale_ref.golden.suite import CaseSpec
 from uscale_ref.scales import scales_for_geometry

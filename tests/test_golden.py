@@ -16,7 +16,8 @@ import pytest
 import uscale_ref
 from uscale_ref import golden
 from uscale_ref.cli import main
-from uscale_ref.golden import exact, fixture, inputs
+from uscale_ref.exact import doubledouble as exact
+from uscale_ref.golden import fixture, inputs
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

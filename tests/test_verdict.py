@@ -14,7 +14,7 @@ from uscale_ref import golden, verdict
 from uscale_ref.golden import CaseSpec, Fixture
 from uscale_ref.golden.fixture import build, read, to_bytes
 from uscale_ref.verdict.bias import bias_figure
-from uscale_ref.verdict.layout import layout_of
+from uscale_ref.verdict.layout import groups_of, layout_of
 from uscale_ref.verdict.precision import precision_figure, ratios
 
 
@@ -140,11 +140,11 @@ def test_the_bound_holds_for_the_worst_rounding_of_each_allowed_kind():
 def test_precision_reads_the_size_of_the_errors_in_bits():
     layout = layout_of("output", (2, 8, 256))
     ratio = np.full((2, 8, 256), 2.0**5)
-    figure = precision_figure(ratio, layout, 24, 3.0)
+    figure = precision_figure(ratio, groups_of(layout), 24, 3.0)
     assert figure.bits == pytest.approx(19.0) and not figure.passed
     ratio[:] = 0.5
     ratio[:, 5, 64:128] = 2.0**4.5  # one tile of 8 x 4 = 32 tiles
-    figure = precision_figure(ratio, layout, 24, 3.0)
+    figure = precision_figure(ratio, groups_of(layout), 24, 3.0)
     assert figure.row_bits.shape == (8,) and figure.tile_bits.shape == (8, 4)
     assert figure.tile_bits[5, 1] == pytest.approx(19.5) and figure.worst_tile == (5, 1)
     assert figure.failing_tiles == 1 and not figure.passed
@@ -154,7 +154,7 @@ def test_precision_reads_the_size_of_the_errors_in_bits():
 
 def test_an_exact_result_has_infinite_precision_and_a_required_zero_must_be_zero():
     layout = layout_of("grad_weight", (4, 7, 10))
-    assert precision_figure(np.zeros((4, 70)), layout, 53, 3).bits == math.inf
+    assert precision_figure(np.zeros((4, 70)), groups_of(layout), 53, 3).bits == math.inf
     error, yardstick = np.array([0.0, 1e-300, 1.0]), np.array([0.0, 0.0, np.nan])
     assert ratios(error, yardstick).tolist() == [0.0, math.inf, math.inf]
 
@@ -165,7 +165,7 @@ def test_an_exact_result_has_infinite_precision_and_a_required_zero_must_be_zero
 def test_a_scale_error_is_estimated_and_a_symmetric_one_is_not_seen():
     rng = np.random.default_rng(3)
     expected = rng.standard_normal((4, 32, 500))
-    layout = layout_of("output", expected.shape)
+    layout = groups_of(layout_of("output", expected.shape))
     noise = 1e-7 * np.abs(expected) * rng.choice([-1.0, 1.0], size=expected.shape)
     clean = bias_figure(noise, expected, layout, [(-1e-9, 1e-9)], 8.0)
     assert clean.passed and clean.z < 5
@@ -180,7 +180,7 @@ def test_the_z_statistic_keeps_its_tail_bound_on_symmetric_errors():
     """P(|z| > t) <= 2 exp(-t^2 / 2) for independent symmetric errors of any sizes."""
     rng = np.random.default_rng(4)
     expected = rng.standard_normal((1, 1, 400))
-    layout = layout_of("grad_bias", (400,))
+    layout = groups_of(layout_of("grad_bias", (400,)))
     sizes = rng.pareto(1.5, size=400)  # heavy-tailed sizes: the bound does not care
     zs = [
         bias_figure(sizes * rng.choice([-1.0, 1.0], 400), expected[0, 0], layout, [(0, 0)], 8).z

@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,12 @@ def _golden_generate(args: argparse.Namespace) -> int:
     specs = [parse_case(text) for text in args.case or []]
     for path in args.cases or []:
         specs += read_cases(path)
+    if args.compact is not None:
+        if not specs:
+            raise ValueError(
+                "--compact applies to your own cases: give them with --case or --cases"
+            )
+        specs = [replace(spec, compact=args.compact) for spec in specs]
     if specs:
         if args.suite is not None:
             raise ValueError("--suite picks a built-in suite; with --case/--cases use --name")
@@ -248,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE,...",
         help="your own case, e.g. 'dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same' "
         "(repeatable; keys: dtype N C L O K stride padding dilation groups bias constraint "
-        "scale_power batched fp8)",
+        "scale_power batched fp8 compact)",
     )
     generate.add_argument(
         "--cases", action="append", metavar="FILE", help="your own cases from a .json or .toml file"
@@ -263,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this dtype (repeatable)",
     )
     generate.add_argument("--filter", help="only case ids matching this glob, e.g. 'c128_*same*'")
+    generate.add_argument(
+        "--compact",
+        type=_integer(1),
+        metavar="N",
+        help="compact fixtures of your own cases: no inputs (drawn from their seeds when "
+        "read) and each result's expected values at N positions: the tile edges, borders "
+        "and corners, the rest drawn",
+    )
     generate.set_defaults(handler=_golden_generate)
     verify = golden_commands.add_parser(
         "verify", help="check sha256 sums and regenerate every case; non-zero exit on a difference"

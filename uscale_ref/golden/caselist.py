@@ -14,7 +14,9 @@ One case is a set of keys, every one optional (the defaults are
   (false; float32 cases only): true or false;
 - ``constraint`` (to_output_scale): None, gmean, hmean, amean,
   to_output_scale or to_grad_input_scale;
-- ``scale_power`` (0.5:0.5:0.5): three numbers.
+- ``scale_power`` (0.5:0.5:0.5): three numbers;
+- ``compact``: a number of positions per result array, for a compact fixture
+  (no inputs stored, expected values at those positions only).
 
 On the command line a case is ``"dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same"``.
 In a JSON file: a list of such objects (or ``{"cases": [...]}``), with JSON's own
@@ -45,7 +47,7 @@ __all__ = ["KEYS", "parse_case", "read_cases", "spec_from_mapping"]
 
 KEYS = (
     "dtype", "N", "C", "L", "O", "K", "stride", "padding", "dilation", "groups",
-    "bias", "constraint", "scale_power", "batched", "fp8",
+    "bias", "constraint", "scale_power", "batched", "fp8", "compact",
 )  # fmt: skip
 _FIELDS = {"N": "batch_size", "C": "in_channels", "L": "length", "O": "out_channels",
            "K": "kernel_size"}  # fmt: skip
@@ -138,8 +140,8 @@ def spec_from_mapping(case: Mapping[str, Any], where: str = "case") -> CaseSpec:
                 fields[key] = _int_or_tuple(value, key)
             elif key == "padding":
                 fields["padding"] = _padding(value)
-            elif key == "groups":
-                fields["groups"] = _integer(value, key)
+            elif key in ("groups", "compact"):
+                fields[key] = _integer(value, key)
             elif key in ("bias", "fp8"):
                 fields[key] = _boolean(value, key)
             elif key == "constraint":

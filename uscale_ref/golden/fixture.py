@@ -34,11 +34,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import __version__
+from ..exact import sliced
 from ..formats import FORMATS
 from ..scales import scales_for_geometry
 from ..verdict.conventions import convention_centres, narrow
-from ..verdict.layout import layout_of
-from . import sliced
+from ..verdict.layout import groups_of, layout_of
 from .errors import GoldenFileError
 from .inputs import draw, seed_for
 from .npz import read_npz
@@ -153,6 +153,8 @@ def build(
 def _build(
     spec: CaseSpec, step: Callable[[], None] | None
 ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    if spec.compact is not None:
+        return _build_compact(spec, step)
     geometry = spec.geometry
     scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)
     formats = spec.formats
@@ -192,15 +194,111 @@ def _build(
         arrays[name] = value
         arrays[f"error_scale_{name}"] = error_scale
         held = None if unscaled is None else unscaled[name].reshape(value.shape)
-        scale = getattr(scales, name)
-        centres[name] = (
-            [0.0]
-            if held is None
-            else convention_centres(value, held, scale, spec.dtype, layout_of(name, value.shape))
-        )
+        centres[name] = _centres(spec, name, value, held, getattr(scales, name), None)
+    shapes = {name: list(arrays[name].shape) for name in INPUT_NAMES + RESULT_NAMES
+              if name in arrays}  # fmt: skip
+    return arrays, _metadata(spec, list(results), shapes, centres)
 
+
+def _centres(
+    spec: CaseSpec,
+    name: str,
+    value: npt.NDArray[Any],
+    held: npt.NDArray[Any] | None,
+    scale: float,
+    positions: npt.NDArray[np.int64] | None,
+) -> list[float]:
+    """The bias check's centres for one result (0 alone unless the dtype is narrow)."""
+    if held is None:
+        return [0.0]
+    shape = tuple(_result_shape(spec, name))
+    groups = groups_of(layout_of(name, shape), positions)
+    return convention_centres(value.reshape(-1), held.reshape(-1), scale, spec.dtype, groups)
+
+
+def _result_shape(spec: CaseSpec, name: str) -> list[int]:
+    geometry = spec.geometry
+    return list(
+        {
+            "output": geometry.output_shape,
+            "grad_input": spec.input_shape,
+            "grad_weight": spec.weight_shape,
+            "grad_bias": (spec.out_channels,),
+        }[name]
+    )
+
+
+def _build_compact(
+    spec: CaseSpec, step: Callable[[], None] | None
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    """A compact case: positions, expected values and error scales there; no inputs."""
+    from ..exact import points
+    from .inputs import SeededSource
+    from .positions import grid_for, positions_for
+
+    assert spec.compact is not None
+    geometry = spec.geometry
+    scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)
+    source = SeededSource(spec)
+    target = sliced._PART_TARGET[spec.dtype]
+    held = narrow(spec.dtype)
+    done = step or (lambda: None)
+    computed: dict[str, tuple[npt.NDArray[np.int64], points.Sums]] = {}
+    flat = positions_for(spec, "output", spec.compact)
+    sums = points.output_at(source, geometry, flat, scales.output, target, held)
+    computed["output"] = (flat, sums)
+    done()
+    done()
+    flat = positions_for(spec, "grad_input", spec.compact)
+    sums = points.input_grad_at(source, geometry, flat, scales.grad_input, target, held)
+    computed["grad_input"] = (flat, sums)
+    done()
+    done()
+    rows, columns = grid_for(spec, spec.compact)
+    grid = points.weight_grad_grid(
+        source, geometry, rows, columns, scales.grad_weight,
+        scales.grad_bias if spec.bias else None, target, held,
+    )  # fmt: skip
+    computed["grad_weight"] = (positions_for(spec, "grad_weight", spec.compact), grid.weight)
+    if grid.bias is not None:
+        computed["grad_bias"] = (rows, grid.bias)
+    done()
+    done()
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    centres: dict[str, list[float]] = {}
+    for name, (positions, sums) in computed.items():
+        value = sliced._combine(sums.values, spec.dtype)
+        arrays[f"positions_{name}"] = positions.astype(np.int64)
+        arrays[name] = value
+        arrays[f"error_scale_{name}"] = sums.error_scale
+        unscaled = None if sums.unscaled is None else sliced._combine(sums.unscaled, spec.dtype)
+        centres[name] = _centres(spec, name, value, unscaled, getattr(scales, name), positions)
+    shapes = {name: _result_shape(spec, name) for name in computed}
+    shapes["input"], shapes["weight"] = list(spec.input_shape), list(spec.weight_shape)
+    shapes["grad_output"] = list(geometry.output_shape)
+    if spec.bias:
+        shapes["bias"] = [spec.out_channels]
+    metadata = _metadata(spec, list(computed), shapes, centres)
+    metadata["compact"] = {
+        "positions": spec.compact,
+        "counts": {name: int(positions.size) for name, (positions, _) in computed.items()},
+        "inputs": "not stored: drawn from their seeds (see the format's Inputs section)",
+    }
+    return arrays, metadata
+
+
+def _metadata(
+    spec: CaseSpec,
+    results: list[str],
+    shapes: dict[str, list[int]],
+    centres: dict[str, list[float]],
+) -> dict[str, Any]:
+    geometry = spec.geometry
+    scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)
     terms = {k: v for k, v in _terms(spec, geometry.out_length).items() if k in results}
-    metadata = {
+    inputs = [name for name in INPUT_NAMES if name != "bias" or spec.bias]
+    formats = spec.formats
+    return {
         "format_version": FORMAT_VERSION,
         "id": spec.id,
         "suite": spec.suite,
@@ -220,19 +318,16 @@ def _build(
             "pad_left": geometry.pad_left,
             "pad_right": geometry.pad_right,
             "out_length": geometry.out_length,
-            "batched": batched,
+            "batched": spec.batch_size is not None,
             "has_bias": spec.bias,
         },
-        "shapes": {
-            name: list(arrays[name].shape) for name in INPUT_NAMES + RESULT_NAMES if name in arrays
-        },
+        "shapes": shapes,
         "scales": scales._asdict(),
-        "seeds": {name: seed_for(spec.input_id, name) for name in INPUT_NAMES if name in arrays},
+        "seeds": {name: seed_for(spec.input_id, name) for name in inputs},
         "generator": f"uscale_ref {__version__}: SplitMix64 + 4-term Irwin-Hall inputs; "
         "exact sliced products (Ozaki) rounded once",
         "tolerance": tolerance_metadata(spec.dtype, terms, scales._asdict(), centres),
     }
-    return arrays, metadata
 
 
 def _json_argument(value: object) -> object:
@@ -299,9 +394,30 @@ class Fixture:
         return arguments
 
     @property
+    def compact(self) -> bool:
+        """Whether the fixture keeps expected values at some positions only, its inputs
+        drawn from their seeds when asked for."""
+        return "compact" in self.metadata
+
+    def input(self, name: str) -> npt.NDArray[Any] | None:
+        """One input array (None for an absent bias); a compact fixture draws it from its
+        seed the first time (:class:`~uscale_ref.golden.inputs.SeededSource`)."""
+        if not self.compact:
+            return self.arrays.get(name)
+        if name == "bias" and not self.metadata["resolved"]["has_bias"]:
+            return None
+        drawn: dict[str, npt.NDArray[Any]] = self.__dict__.setdefault("_drawn", {})
+        if name not in drawn:
+            from .inputs import SeededSource
+
+            drawn[name] = SeededSource(self.spec).whole(name)
+        return drawn[name]
+
+    @property
     def inputs(self) -> dict[str, npt.NDArray[Any] | None]:
-        """``input``, ``weight``, ``bias`` (None when absent), ``grad_output``."""
-        return {name: self.arrays.get(name) for name in INPUT_NAMES}
+        """``input``, ``weight``, ``bias`` (None when absent), ``grad_output``; drawn from
+        their seeds for a compact fixture."""
+        return {name: self.input(name) for name in INPUT_NAMES}
 
     @property
     def expected(self) -> dict[str, npt.NDArray[Any]]:
@@ -313,6 +429,16 @@ class Fixture:
         """The magnitude of the terms summed into each element of result ``name``:
         the same scaled sum over absolute values (``|re| + |im|`` for complex)."""
         return self.arrays[f"error_scale_{name}"]
+
+    def result_shape(self, name: str) -> tuple[int, ...]:
+        """The whole shape of array ``name`` (an input or a result; a compact fixture stores
+        only some elements of its results and none of its inputs)."""
+        return tuple(int(n) for n in self.metadata["shapes"][name])
+
+    def positions(self, name: str) -> npt.NDArray[np.int64] | None:
+        """A compact fixture's flat positions (C order) of result ``name``, where its
+        expected values are kept; None for a fixture that keeps whole arrays."""
+        return self.arrays.get(f"positions_{name}")
 
     def terms(self, name: str) -> int:
         """How many products an element of result ``name`` sums, at most."""
@@ -363,6 +489,7 @@ def spec_from_metadata(metadata: dict[str, Any], where: str = "fixture") -> Case
             constraint=arguments["constraint"],
             scale_power=tuple(arguments["scale_power"]),
             fp8=bool(metadata.get("formats")),
+            compact=metadata["compact"]["positions"] if "compact" in metadata else None,
             suite=metadata["suite"],
         )
     except (KeyError, TypeError, ValueError, IndexError) as error:
@@ -415,19 +542,44 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return metadata
 
 
+def _compact_counts(metadata: dict[str, Any], path: Path) -> dict[str, int] | None:
+    """A compact fixture's number of positions per result (None for a full fixture)."""
+    compact = metadata.get("compact")
+    if compact is None:
+        return None
+    counts = compact.get("counts") if isinstance(compact, dict) else None
+    if not isinstance(counts, dict) or not all(
+        name in RESULT_NAMES and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for name, n in counts.items()
+    ):
+        raise GoldenFileError(f"{path}: metadata 'compact' must give 'counts' per result")
+    positions = compact.get("positions")
+    if isinstance(positions, bool) or not isinstance(positions, int) or positions < 1:
+        raise GoldenFileError(f"{path}: metadata 'compact' must give 'positions', an integer")
+    return dict(counts)
+
+
 def read(path: Path | str) -> Fixture:
     """Load a fixture file without ever unpickling; raise GoldenFileError on any problem.
 
     The metadata is read first; every array's shape and dtype are then
-    judged from its ``.npy`` header against it before its data is read.
+    judged from its ``.npy`` header against it before its data is read. A
+    compact fixture's positions must lie inside their arrays, sorted.
     """
     path = Path(path)
     metadata = read_metadata(path)
     has_bias = bool(metadata["resolved"].get("has_bias"))
-    required = ["input", "weight", "grad_output", "output", "grad_input", "grad_weight"]
-    required += ["bias", "grad_bias"] if has_bias else []
-    results = [name for name in RESULT_NAMES if name in required]
-    allowed = {*required, *(f"error_scale_{name}" for name in results), "metadata"}
+    counts = _compact_counts(metadata, path)
+    inputs = ["input", "weight", "grad_output"] + (["bias"] if has_bias else [])
+    results = ["output", "grad_input", "grad_weight"] + (["grad_bias"] if has_bias else [])
+    required = [*results, *(f"error_scale_{name}" for name in results)]
+    if counts is None:
+        required += inputs
+    else:
+        required += [f"positions_{name}" for name in results]
+        if sorted(counts) != sorted(results):
+            raise GoldenFileError(f"{path}: metadata 'compact' counts must name {results}")
+    allowed = {*required, "metadata"}
     dtype = np.dtype(STORAGE.get(metadata["dtype"], metadata["dtype"]))
 
     def judge(name: str, shape: tuple[int, ...], given: np.dtype[Any]) -> None:
@@ -436,10 +588,14 @@ def read(path: Path | str) -> Fixture:
         if name == "metadata":
             return
         want = np.dtype(np.float64) if name.startswith("error_scale_") else dtype
+        if name.startswith("positions_"):
+            want = np.dtype(np.int64)
         if given.newbyteorder("=") != want:
             raise GoldenFileError(f"{path}: array {name!r} has dtype {given}, expected {want}")
-        key = name.removeprefix("error_scale_")
+        key = name.removeprefix("error_scale_").removeprefix("positions_")
         expected = metadata["shapes"].get(key)
+        if counts is not None and key in counts:
+            expected = [counts[key]]
         if not isinstance(expected, list) or list(shape) != expected:
             raise GoldenFileError(
                 f"{path}: array {name!r} has shape {shape}, metadata says {expected}"
@@ -452,4 +608,16 @@ def read(path: Path | str) -> Fixture:
             raise GoldenFileError(f"{path}: missing array {name!r}")
         if name in results and name not in metadata["tolerance"]["terms"]:
             raise GoldenFileError(f"{path}: no term count for {name!r} in the metadata")
+    for name in results if counts is not None else []:
+        shape = metadata["shapes"].get(name)
+        if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+            raise GoldenFileError(f"{path}: metadata 'shapes' must give {name!r}'s shape")
+        positions = arrays[f"positions_{name}"]
+        size = int(np.prod(shape, dtype=np.int64))
+        if positions.size and (
+            positions[0] < 0 or positions[-1] >= size or np.any(np.diff(positions) <= 0)
+        ):
+            raise GoldenFileError(
+                f"{path}: positions_{name} must be increasing flat indices below {size}"
+            )
     return Fixture(id=str(metadata.get("id", path.stem)), metadata=metadata, arrays=arrays)

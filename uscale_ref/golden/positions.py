@@ -25,10 +25,10 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-from .inputs import splitmix64, seed_for
+from .inputs import seed_for, splitmix64
 from .suite import CaseSpec
 
-__all__ = ["TILES", "edge_values", "positions_for"]
+__all__ = ["TILES", "edge_values", "grid_for", "positions_for"]
 
 #: The tile sizes whose edges a compact fixture looks at first.
 TILES = (256, 128, 64, 32, 16, 8)
@@ -65,7 +65,8 @@ def _uniform(seed: int, count: int, size: int) -> Index:
     if count <= 0 or size <= 0:
         return np.zeros(0, dtype=np.int64)
     fractions = (splitmix64(seed, count) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    return np.minimum((fractions * size).astype(np.int64), size - 1)
+    drawn: Index = np.minimum((fractions * size).astype(np.int64), size - 1)
+    return drawn
 
 
 def _axis_extras(spec: CaseSpec, name: str) -> list[list[int]]:
@@ -113,6 +114,13 @@ def _choose(values: list[int], size: int, count: int, seed: int) -> list[int]:
     return _ordered_unique([*chosen, *drawn.tolist(), *range(size)], size)[:count]
 
 
+def grid_for(spec: CaseSpec, count: int) -> tuple[Index, Index]:
+    """grad_weight's grid of a compact fixture: its output channels and flat ``(c, k)``
+    columns, both sorted (grad_bias is kept at the same output channels)."""
+    rows, columns = _grid(spec, count, seed_for(spec.input_id, "positions/grad_weight"))
+    return np.array(rows, dtype=np.int64), np.array(columns, dtype=np.int64)
+
+
 def _grid(spec: CaseSpec, count: int, seed: int) -> tuple[list[int], list[int]]:
     """grad_weight's grid: output channels and flat ``(c, k)`` columns, about ``count`` in all."""
     out_channels, fan_in, kernel = spec.weight_shape
@@ -129,52 +137,72 @@ def _grid(spec: CaseSpec, count: int, seed: int) -> tuple[list[int], list[int]]:
     return sorted(chosen_rows), sorted(chosen_columns)
 
 
+#: Channels kept per column (batch item and position) of output and grad_input: the
+#: column's input patch (or gradient window) then serves them all.
+PER_COLUMN = 8
+#: Columns that share one set of channels: a tile the exact sums take as a matrix product.
+COLUMNS_PER_TILE = 64
+
+
 def positions_for(spec: CaseSpec, name: str, count: int) -> Index:
     """The sorted flat positions a compact fixture of ``spec`` keeps for result ``name``.
 
-    All of them when the array has at most ``count`` elements.
+    All of them when the array has at most ``count`` elements. ``output`` and
+    ``grad_input`` are kept by *columns*, a batch item and a position along the
+    length each, with :data:`PER_COLUMN` channels in each: the columns at the
+    length's edges and borders and the batch's ends first, the channels'
+    edges spread over the columns, the rest drawn.
     """
     shape = _result_shape(spec, name)
     size = math.prod(shape)
     seed = seed_for(spec.input_id, f"positions/{name}")
     if name in ("grad_weight", "grad_bias"):
-        rows, columns = _grid(spec, count, seed_for(spec.input_id, "positions/grad_weight"))
+        rows, grid_columns = grid_for(spec, count)
         if name == "grad_bias":
-            return np.array(rows, dtype=np.int64)
-        flat = np.add.outer(np.array(rows) * shape[1] * shape[2], np.array(columns))
-        return np.sort(flat.reshape(-1)).astype(np.int64)
+            return rows
+        flat: Index = np.add.outer(rows * shape[1] * shape[2], grid_columns).reshape(-1)
+        return flat
     if size <= count:
         return np.arange(size, dtype=np.int64)
     extras = _axis_extras(spec, name)
-    ndim = len(shape)
-    picked: list[Index] = []
-    # The corners: first and last along every axis.
-    corners = np.array(np.meshgrid(*[[0, s - 1] for s in shape], indexing="ij")).reshape(ndim, -1)
-    picked.append(np.ravel_multi_index(tuple(corners), shape))
-    # Each axis's edges, each paired with drawn places on the other axes: half the budget.
-    per_axis = count // (2 * ndim)
-    stream = 0
-    for axis in range(ndim):
-        values = edge_values(shape[axis], extras[axis])[:per_axis]
-        if not values:
-            continue
-        coords = []
-        for other in range(ndim):
-            if other == axis:
-                coords.append(np.array(values, dtype=np.int64))
-            else:
-                stream += 1
-                coords.append(_uniform(seed + stream, len(values), shape[other]))
-        picked.append(np.ravel_multi_index(tuple(coords), shape))
-    chosen = np.unique(np.concatenate(picked))[:count]
-    # The rest drawn uniformly, in the order drawn, until the budget is spent.
+    batched = len(shape) == 3
+    items, channels, length = shape if batched else (1, *shape)
+    item_edges = edge_values(items) if batched else [0]
+    length_edges = edge_values(length, extras[-1])
+    channel_edges = edge_values(channels, extras[-2])
+    per_column = min(channels, PER_COLUMN)
+    wanted = -(-count // per_column)
+    # Columns: each length edge with a batch end or a drawn item, each item edge with a
+    # drawn position, then drawn columns.
+    drawn_items = _uniform(seed + 1, len(length_edges), items)
+    edge_items = [item_edges[i % 2] if i % 3 < 2 else int(drawn_items[i])
+                  for i in range(len(length_edges))]  # fmt: skip
+    columns: list[tuple[int, int]] = list(zip(edge_items, length_edges, strict=True))
+    columns += list(zip(item_edges, _uniform(seed + 2, len(item_edges), length).tolist(),
+                        strict=True))  # fmt: skip
+    columns += [(0, 0), (items - 1, length - 1), (0, length - 1), (items - 1, 0)]
+    picked = _ordered_unique((n * length + at for n, at in columns), items * length)
+    picked = picked[: max(1, wanted // 2)]
+    drawn = _uniform(seed + 3, 4 * wanted + 16, items * length).tolist()
+    picked = _ordered_unique([*picked, *drawn], items * length)[:wanted]
+    # Channels per tile of columns: the edges in turn, then drawn ones.
+    chosen: list[int] = []
+    tiles = -(-len(picked) // COLUMNS_PER_TILE)
+    random = _uniform(seed + 4, tiles * per_column * 2, channels).tolist()
+    for tile in range(tiles):
+        half = per_column // 2
+        mine = [channel_edges[(tile * half + t) % len(channel_edges)] for t in range(half)]
+        drawn_here = random[2 * tile * per_column : 2 * (tile + 1) * per_column]
+        mine = _ordered_unique([*mine, *drawn_here, *range(channels)], channels)[:per_column]
+        for column in picked[tile * COLUMNS_PER_TILE : (tile + 1) * COLUMNS_PER_TILE]:
+            n, position = divmod(column, length)
+            chosen.extend((n * channels + c) * length + position for c in mine)
+    result = np.unique(np.array(chosen, dtype=np.int64))[:count]
     attempt = 0
-    while chosen.size < count:
+    while result.size < count:  # duplicates: top up with drawn places
         attempt += 1
-        needed = count - chosen.size
-        drawn = _uniform(seed + 1000 + attempt, 2 * needed + 16, size)
-        _, first = np.unique(drawn, return_index=True)
-        fresh = drawn[np.sort(first)]
-        fresh = fresh[~np.isin(fresh, chosen)][:needed]
-        chosen = np.union1d(chosen, fresh)
-    return chosen.astype(np.int64)
+        extra = _uniform(seed + 100 + attempt, 2 * (count - result.size) + 16, size)
+        fresh = extra[~np.isin(extra, result)]
+        _, first = np.unique(fresh, return_index=True)
+        result = np.union1d(result, fresh[np.sort(first)][: count - result.size])
+    return result.astype(np.int64)

@@ -67,7 +67,7 @@ class CaseSpec:
         ``float16``, ``float32``, ``float64``, ``complex64``, ``complex128``,
         ``bfloat16`` or ``complex32``.
     kernel_size : int
-        ``K``.
+        ``K`` (default 3, as on the command line).
     batch_size : int or None
         ``N``; None for unbatched input ``(C, L)``.
     in_channels, out_channels, length : int
@@ -100,7 +100,7 @@ class CaseSpec:
     """
 
     dtype: str
-    kernel_size: int
+    kernel_size: int = 3
     batch_size: int | None = 2  # None: unbatched
     in_channels: int = 4
     out_channels: int = 6

@@ -203,8 +203,8 @@ def _converted(case: Fixture, results: dict[str, Any]) -> dict[str, np.ndarray]:
         if given != case.dtype:
             raise _Wrong(f"{name} has dtype {given}, expected {case.dtype}")
         array = to_numpy(value)
-        if array.shape != case.expected[name].shape:
-            raise _Wrong(f"{name} has shape {array.shape}, expected {case.expected[name].shape}")
+        if array.shape != case.result_shape(name):
+            raise _Wrong(f"{name} has shape {array.shape}, expected {case.result_shape(name)}")
         converted[name] = array.astype(case.storage_dtype)
     return converted
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .layout import Layout
+from .layout import Groups
 
 __all__ = ["BiasFigure", "bias_figure", "centred"]
 
@@ -118,47 +118,58 @@ class BiasFigure:
         return " or ".join(parts)
 
 
-def centred(e: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``e`` (items, rows, positions) less each row's mean over its finite elements;
-    0 where ``e`` is not finite."""
+def centred(e: npt.NDArray[Any], row: npt.NDArray[np.int64], rows: int) -> npt.NDArray[Any]:
+    """``e`` less the mean of its row's finite elements (``row``: each element's row); 0 where
+    ``e`` is not finite."""
     usable = np.isfinite(e)
-    e = np.where(usable, e, 0)
-    counts = usable.sum(axis=(0, 2), keepdims=True)
-    with np.errstate(all="ignore"):
-        mean = e.sum(axis=(0, 2), keepdims=True) / np.maximum(counts, 1)
-    return np.where(usable, e - mean, 0)
+    values = np.where(usable, e, 0)
+    counts = np.bincount(row[usable], minlength=rows)
+    if np.iscomplexobj(values):
+        totals = np.bincount(row, weights=values.real, minlength=rows) + 1j * np.bincount(
+            row, weights=values.imag, minlength=rows
+        )
+    else:
+        totals = np.bincount(row, weights=values, minlength=rows)
+    mean = totals / np.maximum(counts, 1)
+    result: npt.NDArray[Any] = np.where(usable, values - mean[row], 0)
+    return result
 
 
 def bias_figure(
-    difference: npt.NDArray[np.float64] | npt.NDArray[np.complex128],
-    expected: npt.NDArray[np.float64] | npt.NDArray[np.complex128],
-    layout: Layout,
+    difference: npt.NDArray[Any],
+    expected: npt.NDArray[Any],
+    groups: Groups,
     allowed: Intervals,
     limit: float,
     row_allowed: Intervals | None = None,
 ) -> BiasFigure:
-    """The :class:`BiasFigure` of ``actual - expected`` (``difference``, 0 where they agree).
+    """The :class:`BiasFigure` of ``actual - expected`` (``difference``, 0 where they agree),
+    one value per element of ``groups``.
 
     ``allowed``: the intervals of the scale error the whole array may show;
     ``row_allowed`` (default the same): each row's.
     """
-    r, e = layout.view(difference), layout.view(expected)
+    rows = groups.layout.canonical[1]
+    r, e = np.asarray(difference).reshape(-1), np.asarray(expected).reshape(-1)
     usable = np.isfinite(r) & np.isfinite(e)
     r, e = np.where(usable, r, 0), np.where(usable, e, 0)
-    weights = centred(np.where(usable, e, np.nan))
+    weights = centred(np.where(usable, e, np.nan), groups.row, rows)
     a = np.real(r * np.conj(weights))
     c = np.real(e * np.conj(weights))
-    rows = _Sums(
-        *(s.sum(axis=(0, 2)) for s in (a, c, a * a, a * c, c * c))  # one value per row
-    )
-    whole = _Sums(*(np.array([v.sum()]) for v in (rows.n, rows.e, rows.aa, rows.ac, rows.cc)))
+    sums = [
+        np.bincount(groups.row, weights=v, minlength=rows).astype(np.float64)
+        for v in (a, c, a * a, a * c, c * c)
+    ]
+    per_row = _Sums(*sums)
+    totals = (per_row.n, per_row.e, per_row.aa, per_row.ac, per_row.cc)
+    whole = _Sums(*(np.array([v.sum()]) for v in totals))
     estimate, standard_error = float(whole.estimate()[0]), float(whole.standard_error()[0])
     return BiasFigure(
         estimate=estimate,
         standard_error=standard_error if math.isfinite(standard_error) else math.inf,
         z=float(whole.z(allowed)[0]),
         allowed=allowed,
-        row_estimates=rows.estimate(),
-        row_z=rows.z(row_allowed or allowed) if layout.row is not None else np.zeros(0),
+        row_estimates=per_row.estimate(),
+        row_z=per_row.z(row_allowed or allowed) if groups.layout.row is not None else np.zeros(0),
         limit=limit,
     )

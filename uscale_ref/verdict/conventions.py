@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .bias import centred
-from .layout import Layout
+from .layout import Groups
 from .rule import OUTPUT_FORMAT, UNIT_ROUNDOFF
 
 __all__ = ["convention_centres", "narrow"]
@@ -49,10 +49,10 @@ def _round(values: npt.NDArray[Any], format: str) -> npt.NDArray[Any]:
     return round_to(values.astype(np.float64), format)
 
 
-def _beta(result: npt.NDArray[Any], expected: npt.NDArray[Any], layout: Layout) -> float:
+def _beta(result: npt.NDArray[Any], expected: npt.NDArray[Any], groups: Groups) -> float:
     """The relative scale error of ``result`` against ``expected``, as the bias check sees it."""
-    r, e = layout.view(result - expected), layout.view(expected)
-    weights = centred(e)
+    r, e = (result - expected).reshape(-1), expected.reshape(-1)
+    weights = centred(e, groups.row, groups.layout.canonical[1])
     with np.errstate(all="ignore"):
         numerator = float(np.sum(np.real(r * np.conj(weights))))
         denominator = float(np.sum(np.abs(weights) ** 2))
@@ -64,13 +64,14 @@ def convention_centres(
     unscaled: npt.NDArray[Any],
     scale: float,
     dtype: str,
-    layout: Layout,
+    groups: Groups,
 ) -> list[float]:
     """The relative scale errors of the conventions above on this array, 0 first.
 
-    ``expected`` is ``round(scale * D)``, ``unscaled`` is ``round(D)``, both
-    in the case's storage dtype; every product here is exact in float64
-    (``round(s)`` and the values have at most 24 significant bits between them).
+    ``expected`` is ``round(scale * D)``, ``unscaled`` is ``round(D)``, both in
+    the case's storage dtype, one value per element of ``groups``; every product
+    here is exact in float64 (``round(s)`` and the values have at most 24
+    significant bits between them).
     """
     if not narrow(dtype) or expected.size == 0 or not np.isfinite(scale) or scale == 0:
         return [0.0]
@@ -84,7 +85,7 @@ def convention_centres(
     centres = [0.0, rounded_scale / scale - 1.0]
     with np.errstate(all="ignore"):
         for factor in (scale32, rounded_scale):
-            centres.append(_beta(_round(factor * held, format), e, layout))
+            centres.append(_beta(_round(factor * held, format), e, groups))
     # Near-duplicates add nothing: keep centres a sixty-fourth of a unit roundoff apart.
     kept: list[float] = []
     for centre in centres:

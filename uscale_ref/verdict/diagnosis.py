@@ -33,7 +33,7 @@ import numpy.typing as npt
 from .. import conv1d, conv1d_backward, conv1d_scales
 from ..constraints import CONSTRAINT_NAMES
 from ..geometry import conv1d_geometry
-from .layout import layout_of
+from .layout import groups_of, layout_of
 from .precision import precision_figure, ratios
 from .report import ArrayReport, difference, index_pattern, judge_array, rounded_magnitude
 from .rule import MARGIN_BITS, SIGNIFICANT_BITS, UNIT_ROUNDOFF, Rule, rule_for
@@ -112,7 +112,7 @@ def _run(case: Fixture, x: Any, w: Any, b: Any, g: Any, **changes: Any) -> Resul
 
 def _shapes(case: Fixture) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The input's and the weight's shapes."""
-    return case.arrays["input"].shape, case.arrays["weight"].shape
+    return case.result_shape("input"), case.result_shape("weight")
 
 
 def _geometry_of(case: Fixture) -> Any:
@@ -215,7 +215,7 @@ def stride_and_dilation_swapped_in_wgrad(case: Fixture, inputs: Inputs) -> Resul
 
 def output_channel_order(case: Fixture, inputs: Inputs) -> Results:
     """Output channels interleaved across groups: o = i G + g instead of g O_g + i."""
-    groups, out_channels = case.kwargs["groups"], case.arrays["weight"].shape[0]
+    groups, out_channels = case.kwargs["groups"], case.result_shape("weight")[0]
     per_group = out_channels // groups
     if groups == 1 or per_group == 1:
         return {}
@@ -256,7 +256,7 @@ def _scale(name: str, power: int) -> Simulation:
 def _shifted(direction: int) -> Simulation:
     def mistake(case: Fixture, inputs: Inputs) -> Results:
         expected = case.error_scale("output") if inputs.magnitude else case.expected["output"]
-        if expected.shape[-1] < 2:
+        if expected.shape[-1] < 2 or case.positions("output") is not None:
             return {}
         return {"output": np.roll(expected, direction, axis=-1)}
 
@@ -338,6 +338,17 @@ MISTAKES: list[Mistake] = [
 ]  # fmt: skip
 
 
+def _judged(case: Fixture, name: str, values: Any) -> npt.NDArray[Any]:
+    """``values`` of result ``name`` as the verdict judges them: flat, and at a compact
+    fixture's positions when given whole."""
+    values = np.asarray(values)
+    positions = case.positions(name)
+    flat: npt.NDArray[Any] = values.reshape(-1)
+    if positions is not None and values.shape == case.result_shape(name):
+        flat = flat[positions]
+    return flat
+
+
 def _matches(
     case: Fixture,
     name: str,
@@ -354,18 +365,21 @@ def _matches(
     the precision check applies as to any result. ``roll``: compare a shifted
     result without the element rolled in at the edge.
     """
-    trim = slice(1, None) if roll > 0 else slice(None, -1) if roll < 0 else slice(None)
-    kernel, wrong = np.asarray(kernel)[..., trim], np.asarray(wrong)[..., trim]
-    magnitude = magnitude[..., trim]
+    shape = case.result_shape(name)
+    groups = groups_of(layout_of(name, shape), case.positions(name))
+    kernel, wrong = _judged(case, name, kernel), _judged(case, name, wrong)
+    magnitude = _judged(case, name, magnitude)
+    if roll:  # whole arrays only (no shifted mistakes for a compact fixture)
+        edge = groups.coords[-1] == (0 if roll > 0 else shape[-1] - 1)
+        kernel, wrong, magnitude = (np.where(edge, 0, a) for a in (kernel, wrong, magnitude))
     with np.errstate(all="ignore"):
         error = np.abs(difference(kernel, wrong))
-        rounded = rounded_magnitude(case, name, wrong)
+        rounded = rounded_magnitude(case, name, wrong, groups)
         terms = case.terms(name)
         if not np.all((error <= 2 * rule.bound(terms, magnitude, rounded)) | (error == 0)):
             return False
         ratio = ratios(error, rule.yardstick(terms, magnitude, rounded))
-    figure = precision_figure(ratio, layout_of(name, error.shape), rule.bits, MARGIN_BITS)
-    return figure.passed
+    return precision_figure(ratio, groups, rule.bits, MARGIN_BITS).passed
 
 
 def diagnose(
@@ -427,7 +441,7 @@ def _explains(
         if roll:
             scale = np.roll(scale, roll, axis=-1)
         if name in magnitudes:
-            scale = np.maximum(scale, np.abs(magnitudes[name]))
+            scale = np.maximum(scale.reshape(-1), np.abs(_judged(case, name, magnitudes[name])))
         expected = case.expected[name]
         if _matches(case, name, wrong[name], expected, case.error_scale(name), rule, 0):
             return False  # the mistake changes nothing here: it cannot be what went wrong
@@ -537,14 +551,14 @@ def _confined(report: ArrayReport) -> str | None:
     """Where one report's failures lie, when that is a part of the array and not all of it."""
     p, layout = report.precision, report.layout
     checks = report.rule.checks
-    short_tiles = ~(p.tile_bits >= p.required) if "precision" in checks else None
+    short_tiles = p.tile_bits < p.required if "precision" in checks else None
     rows = np.zeros(layout.canonical[1], dtype=bool)
     if short_tiles is not None:
         rows |= short_tiles.any(axis=1)
-        rows |= ~(p.row_bits >= p.required)
+        rows |= p.row_bits < p.required
     if "bias" in checks and report.bias.row_z.size:
         rows |= report.bias.row_z > report.bias.limit
-    items = ~(p.item_bits >= p.required) if "precision" in checks else np.zeros(0, dtype=bool)
+    items = p.item_bits < p.required if "precision" in checks else np.zeros(0, dtype=bool)
     if report.failing and "bound" in checks:
         bound_rows = _failing_rows(report)
         if bound_rows is None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AXES", "Layout", "layout_of"]
+__all__ = ["AXES", "Groups", "Layout", "groups_of", "layout_of"]
 
 # The index letters of each result array (batched; unbatched drops the first).
 AXES = {
@@ -91,3 +91,66 @@ def layout_of(name: str, shape: tuple[int, ...]) -> Layout:
     if name == "grad_weight":
         return Layout(shape, axes, None, "o", "c·K + k")
     return Layout(shape, axes, None, None, "o")
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The row, batch item and tile of each judged element (all of an array, or the
+    positions a compact fixture keeps), and each element's index along every axis.
+
+    Attributes
+    ----------
+    layout : Layout
+        The whole array's layout.
+    flat : ndarray
+        The judged elements' flat indices into the whole array (C order).
+    item, row, tile : ndarray
+        Each element's batch item, row and tile (``row * blocks + block``).
+    coords : tuple of ndarray
+        Each element's index along each axis of the whole array.
+    """
+
+    layout: Layout
+    flat: npt.NDArray[np.int64]
+    item: npt.NDArray[np.int64]
+    row: npt.NDArray[np.int64]
+    tile: npt.NDArray[np.int64]
+    coords: tuple[npt.NDArray[np.int64], ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.flat.size)
+
+    @property
+    def whole(self) -> bool:
+        """Whether every element of the array is judged."""
+        return self.size == int(np.prod(self.layout.shape, dtype=np.int64))
+
+    def pattern(self, failing: npt.NDArray[np.bool_]) -> str:
+        """Where the failing judged elements lie, axis by axis, in words (see
+        :func:`uscale_ref.verdict.report.index_pattern`); an axis along which every
+        judged index fails is left out."""
+        from .report import describe_indices
+
+        parts = []
+        for axis, letter in enumerate(self.layout.axes):
+            judged = np.unique(self.coords[axis])
+            hit = np.unique(self.coords[axis][failing])
+            if hit.size == 0 or hit.size == judged.size:
+                continue
+            parts.append(describe_indices(hit, self.layout.shape[axis], letter))
+        return ", ".join(parts)
+
+
+def groups_of(layout: Layout, flat: npt.NDArray[np.int64] | None = None) -> Groups:
+    """The :class:`Groups` of the whole array, or of the elements at ``flat`` positions."""
+    from .rule import BLOCK
+
+    items, rows, positions = layout.canonical
+    size = items * rows * positions
+    flat = np.arange(size, dtype=np.int64) if flat is None else np.asarray(flat, dtype=np.int64)
+    item, rest = np.divmod(flat, rows * positions) if rows * positions else (flat, flat)
+    row, position = np.divmod(rest, positions) if positions else (rest, rest)
+    tile = row * layout.blocks + position // BLOCK
+    coords = np.unravel_index(flat, layout.shape) if layout.shape else ()
+    return Groups(layout, flat, item, row, tile, tuple(np.asarray(c) for c in coords))

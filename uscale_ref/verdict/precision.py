@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .layout import Layout
-from .rule import BLOCK
+from .layout import Groups
 
 __all__ = ["HISTOGRAM_EDGES", "PrecisionFigure", "histogram", "precision_figure", "ratios"]
 
@@ -79,22 +78,28 @@ class PrecisionFigure:
 
     @property
     def passed(self) -> bool:
-        """Whether the array, every row, every item and every tile reach :attr:`required`."""
+        """Whether the array, every row, every item and every tile reach :attr:`required`
+        (a group without judged elements has a NaN figure and passes)."""
         return bool(
             self.bits >= self.required
-            and np.all(self.row_bits >= self.required)
-            and np.all(self.item_bits >= self.required)
-            and np.all(self.tile_bits >= self.required)
+            and not np.any(self.row_bits < self.required)
+            and not np.any(self.item_bits < self.required)
+            and not np.any(self.tile_bits < self.required)
         )
 
     @property
     def failing_tiles(self) -> int:
-        return int(np.count_nonzero(~(self.tile_bits >= self.required)))
+        return int(np.count_nonzero(self.tile_bits < self.required))
+
+    @property
+    def judged_tiles(self) -> int:
+        """How many tiles hold judged elements (all of them, unless the fixture is compact)."""
+        return int(np.count_nonzero(~np.isnan(self.tile_bits)))
 
     @property
     def worst_tile(self) -> tuple[int, int]:
         """(row, block) of the least precise tile."""
-        flat = np.where(np.isnan(self.tile_bits), -np.inf, self.tile_bits)
+        flat = np.where(np.isnan(self.tile_bits), np.inf, self.tile_bits)
         row, block = np.unravel_index(int(np.argmin(flat)), flat.shape)
         return int(row), int(block)
 
@@ -121,35 +126,41 @@ def histogram(ratio: Float) -> npt.NDArray[np.int64]:
 
 
 def precision_figure(
-    ratio: Float, layout: Layout, format_bits: int, margin: float
+    ratio: Float, groups: Groups, format_bits: int, margin: float
 ) -> PrecisionFigure:
-    """The :class:`PrecisionFigure` of an array whose error ratios are ``ratio``."""
-    items, rows, positions = layout.canonical
-    squares = layout.view(ratio * ratio)
-    if squares.size == 0:
-        empty = np.zeros((rows, 0))
-        return PrecisionFigure(
-            math.inf, format_bits, format_bits - margin, np.full(rows, np.inf),
-            np.full(0, np.inf), empty, np.zeros(len(HISTOGRAM_EDGES) + 1, dtype=np.int64),
-        )  # fmt: skip
+    """The :class:`PrecisionFigure` of the judged elements whose error ratios are ``ratio``
+    (one per element of ``groups``). A row, item or tile with no judged element (a
+    compact fixture's) has no figure: NaN, which passes."""
+    layout = groups.layout
+    items, rows, _ = layout.canonical
     blocks = layout.blocks
-    padded = np.zeros((items, rows, blocks * BLOCK))
-    padded[..., :positions] = squares
-    sums = padded.reshape(items, rows, blocks, BLOCK).sum(axis=(0, 3))  # (rows, blocks)
-    sizes = np.minimum(BLOCK, positions - np.arange(blocks) * BLOCK) * items
-    with np.errstate(invalid="ignore"):
-        tile = sums / sizes[None, :]
-        row = sums.sum(axis=1) / (items * positions)
-        item = squares.sum(axis=(1, 2)) / (rows * positions)
-        whole = float(sums.sum()) / squares.size
+    squares = np.asarray(ratio, dtype=np.float64).reshape(-1) ** 2
+    if squares.size == 0:
+        nothing = np.full(0, np.nan)
+        return PrecisionFigure(
+            math.inf, format_bits, format_bits - margin, np.full(rows, np.nan), nothing,
+            np.full((rows, blocks), np.nan), np.zeros(len(HISTOGRAM_EDGES) + 1, dtype=np.int64),
+        )  # fmt: skip
+
+    def mean_by(index: npt.NDArray[np.int64], length: int) -> Float:
+        total = np.bincount(index, weights=squares, minlength=length)
+        count = np.bincount(index, minlength=length)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean: Float = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return mean
+
+    tile = mean_by(groups.tile, rows * blocks).reshape(rows, blocks)
+    row = mean_by(groups.row, rows)
+    item = mean_by(groups.item, items) if layout.item is not None else np.full(0, np.nan)
+    whole = float(np.mean(squares))
     return PrecisionFigure(
         bits=float(_bits(whole, format_bits)),
         format_bits=format_bits,
         required=format_bits - margin,
         row_bits=_bits(row, format_bits),
-        item_bits=_bits(item, format_bits) if layout.item is not None else np.full(0, np.inf),
+        item_bits=_bits(item, format_bits),
         tile_bits=_bits(tile, format_bits),
-        counts=histogram(ratio),
+        counts=histogram(np.asarray(ratio).reshape(-1)),
     )
 
 

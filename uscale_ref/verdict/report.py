@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .bias import BiasFigure, bias_figure
-from .layout import Layout, layout_of
+from .layout import Groups, Layout, groups_of, layout_of
 from .precision import PrecisionFigure, bits_of, histogram, precision_figure, ratios
 from .rule import MARGIN_BITS, UNIT_ROUNDOFF, Z_LIMIT, Rule
 
@@ -57,7 +57,7 @@ class ArrayReport:
     units_allowed_at_worst : float
         The bound there, in the units of ``max_units``.
     failing, size : int
-        How many elements exceed the bound, of how many.
+        How many elements exceed the bound, of how many judged.
     pattern : str
         Where the failing elements lie (:func:`index_pattern`), e.g. ``"o in 64..127"``.
     precision : PrecisionFigure
@@ -71,6 +71,9 @@ class ArrayReport:
         reaches on the same case, when it was computed.
     reference_counts : ndarray or None
         Its error histogram (as :attr:`PrecisionFigure.counts`).
+    whole : bool
+        Whether every element was judged (False for a compact fixture, judged at
+        its stored positions).
     """
 
     name: str
@@ -90,6 +93,7 @@ class ArrayReport:
     layout: Layout
     reference_bits: float | None = None
     reference_counts: npt.NDArray[np.int64] | None = None
+    whole: bool = True
 
     @property
     def bound_passed(self) -> bool:
@@ -137,7 +141,8 @@ class ArrayReport:
             f"{_number(self.units_allowed_at_worst)} there)"
         )
         if self.failing:
-            line += f"; {self.failing} of {self.size} elements fail"
+            judged = "" if self.whole else " judged"
+            line += f"; {self.failing} of {self.size}{judged} elements fail"
             if self.pattern:
                 line += f", at {self.pattern}"
         return line
@@ -164,21 +169,22 @@ class ArrayReport:
         if self.reference_bits is not None:
             line += f"; a correct evaluation reaches {_bits(self.reference_bits)} here"
         line += ")"
-        short_rows = int(np.count_nonzero(~(p.row_bits >= p.required)))
+        short_rows = int(np.count_nonzero(p.row_bits < p.required))
         if p.bits >= p.required or short_rows:
             row, block = p.worst_tile
             line += (
                 f"; least precise tile {self.layout.tile_name(row, block)}: "
                 f"{_bits(float(p.tile_bits[row, block]))}; "
-                f"{p.failing_tiles} of {p.tile_bits.size} tiles short"
+                f"{p.failing_tiles} of {p.judged_tiles} tiles short"
             )
-            if self.layout.row is not None and 0 < short_rows < p.row_bits.size:
-                line += f", in {short_rows} of {p.row_bits.size} rows ({self._short_rows()})"
+            judged_rows = int(np.count_nonzero(~np.isnan(p.row_bits)))
+            if self.layout.row is not None and 0 < short_rows < judged_rows:
+                line += f", in {short_rows} of {judged_rows} rows ({self._short_rows()})"
         return line
 
     def _short_rows(self) -> str:
         p = self.precision
-        short = ~(p.row_bits >= p.required)
+        short = p.row_bits < p.required
         return index_pattern(short, (self.layout.row or "row",)) or "all"
 
     def _bias_line(self, case_id: str) -> str:
@@ -201,7 +207,7 @@ class ArrayReport:
     @property
     def least_tile_bits(self) -> float:
         """The precision of the least precise tile (inf for an empty array)."""
-        tiles = self.precision.tile_bits
+        tiles = self.precision.tile_bits[~np.isnan(self.precision.tile_bits)]
         return float(np.min(tiles)) if tiles.size else math.inf
 
     def summary(self) -> str:
@@ -250,23 +256,25 @@ def index_pattern(failing: npt.NDArray[np.bool_], axes: Sequence[str]) -> str:
         size = failing.shape[axis]
         if hit.size == 0 or hit.size == size:
             continue
-        if hit.size == 1:
-            parts.append(f"{letter} = {hit[0]}")
-        elif hit[-1] - hit[0] + 1 == hit.size:
-            parts.append(f"{letter} in {hit[0]}..{hit[-1]}")
-        else:
-            modulus = next(
-                (m for m in range(size // 2, 1, -1) if np.all(hit % m == hit[0] % m)), None
-            )
-            span = int(hit[-1] - hit[0] + 1)
-            if modulus is not None:
-                parts.append(f"{letter} ≡ {hit[0] % modulus} (mod {modulus})")
-            elif 2 * hit.size >= span:  # a range with a few gaps
-                parts.append(f"{letter} in {hit[0]}..{hit[-1]} ({hit.size} of those {span})")
-            else:
-                shown = ", ".join(map(str, hit[:6])) + (", ..." if hit.size > 6 else "")
-                parts.append(f"{letter} in {{{shown}}} ({hit.size} values)")
+        parts.append(describe_indices(hit, size, letter))
     return ", ".join(parts)
+
+
+def describe_indices(hit: npt.NDArray[Any], size: int, letter: str) -> str:
+    """Sorted indices along an axis of ``size`` in words: one value, a range, a residue
+    class, a range with gaps, or a list."""
+    if hit.size == 1:
+        return f"{letter} = {hit[0]}"
+    if hit[-1] - hit[0] + 1 == hit.size:
+        return f"{letter} in {hit[0]}..{hit[-1]}"
+    modulus = next((m for m in range(size // 2, 1, -1) if np.all(hit % m == hit[0] % m)), None)
+    span = int(hit[-1] - hit[0] + 1)
+    if modulus is not None:
+        return f"{letter} ≡ {hit[0] % modulus} (mod {modulus})"
+    if 2 * hit.size >= span:  # a range with a few gaps
+        return f"{letter} in {hit[0]}..{hit[-1]} ({hit.size} of those {span})"
+    shown = ", ".join(map(str, hit[:6])) + (", ..." if hit.size > 6 else "")
+    return f"{letter} in {{{shown}}} ({hit.size} values)"
 
 
 def _scalar(value: Any) -> float | complex:
@@ -288,15 +296,21 @@ def difference(actual: npt.NDArray[Any], expected: npt.NDArray[Any]) -> npt.NDAr
     return result
 
 
-def rounded_magnitude(fixture: Fixture, name: str, expected: npt.NDArray[Any]) -> Float:
+def rounded_magnitude(
+    fixture: Fixture, name: str, expected: npt.NDArray[Any], groups: Groups | None = None
+) -> Float:
     """``M``: what a kernel may round, at most: ``|expected|``, plus ``|scale * bias[o]|``
-    for the output (a kernel may round the sum before adding the bias)."""
+    for the output (a kernel may round the sum before adding the bias). ``expected``
+    is the whole array, or its values at the elements of ``groups``."""
     magnitude: Float = np.abs(_wide(expected))
-    bias = fixture.inputs.get("bias")
+    bias = fixture.input("bias")
     if name == "output" and bias is not None:
         scale = abs(float(fixture.metadata["scales"]["output"]))
         offset = scale * np.abs(_wide(np.asarray(bias)))
-        magnitude = magnitude + offset.reshape(-1, 1)  # (O, 1) meets (N, O, L) and (O, L)
+        if groups is None:
+            magnitude = magnitude + offset.reshape(-1, 1)  # (O, 1) meets (N, O, L) and (O, L)
+        else:
+            magnitude = magnitude + offset[groups.row]
     magnitude[~np.isfinite(magnitude)] = 0.0
     return magnitude
 
@@ -310,28 +324,32 @@ def judge_array(
 ) -> ArrayReport:
     """The verdict on result ``name`` of ``fixture``; shape and dtype must match exactly.
 
-    ``reference``, when given, is a correct evaluation of the same array
-    (:func:`uscale_ref.verdict.reference.correct_results`): its precision is
-    reported beside the kernel's.
+    A compact fixture judges ``actual`` (the whole array) at its stored
+    positions. ``reference``, when given, is a correct evaluation of the same
+    array (:func:`uscale_ref.verdict.reference.correct_results`): its
+    precision is reported beside the kernel's.
     """
     if name not in fixture.expected:
         raise ValueError(
             f"{fixture.id}: no expected {name!r} in this case (it has {sorted(fixture.expected)})"
         )
     expected = fixture.expected[name]
+    shape = fixture.result_shape(name)
     actual = np.asarray(actual)
-    if actual.shape != expected.shape:
-        raise ValueError(
-            f"{fixture.id}: {name} has shape {actual.shape}, expected {expected.shape}"
-        )
+    if actual.shape != shape:
+        raise ValueError(f"{fixture.id}: {name} has shape {actual.shape}, expected {shape}")
     if actual.dtype != expected.dtype:
         raise TypeError(f"{fixture.id}: {name} has dtype {actual.dtype}, expected {expected.dtype}")
-    layout = layout_of(name, expected.shape)
+    positions = fixture.positions(name)
+    layout = layout_of(name, shape)
+    groups = groups_of(layout, positions)
+    judged = actual.reshape(-1) if positions is None else actual.reshape(-1)[positions]
+    expected = expected.reshape(-1)
     with np.errstate(all="ignore"):
-        diff = difference(actual, expected)
+        diff = difference(judged, expected)
         error = np.abs(diff)
-        error_scale = fixture.error_scale(name)
-        rounded = rounded_magnitude(fixture, name, expected)
+        error_scale = fixture.error_scale(name).reshape(-1)
+        rounded = rounded_magnitude(fixture, name, expected, groups)
         terms = fixture.terms(name)
         bound = rule.bound(terms, error_scale, rounded)
         bound_ratio = ratios(error, bound)
@@ -340,22 +358,24 @@ def judge_array(
         allowed_units = np.where(unit > 0, bound / unit, np.inf)
         yardstick = rule.yardstick(terms, error_scale, rounded)
         ratio = ratios(error, yardstick)
-    precision = precision_figure(ratio, layout, rule.bits, MARGIN_BITS)
+    precision = precision_figure(ratio, groups, rule.bits, MARGIN_BITS)
     scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
     centres = fixture.scale_centres(name)
     with np.errstate(all="ignore"):
         bias = bias_figure(
             diff,
             _wide(expected),
-            layout,
+            groups,
             rule.allowed_scale_errors(scale, centres),
             Z_LIMIT,
             rule.allowed_row_scale_errors(scale, centres),
         )
     reference_bits = reference_counts = None
     if reference is not None:
+        given = np.asarray(reference).reshape(-1)
+        given = given if positions is None else given[positions]
         with np.errstate(all="ignore"):
-            reference_ratio = ratios(np.abs(difference(np.asarray(reference), expected)), yardstick)
+            reference_ratio = ratios(np.abs(difference(given, expected)), yardstick)
         reference_bits = bits_of(reference_ratio, rule.bits)
         reference_counts = histogram(reference_ratio)
     failing = ~(bound_ratio <= 1.0)
@@ -364,12 +384,12 @@ def judge_array(
         at_worst: tuple[float | complex, float | complex] = (0.0, 0.0)
         worst_ratio, worst_units, worst_allowed = 0.0, 0.0, 0.0
     else:
-        flat = int(np.argmax(np.where(np.isnan(bound_ratio), np.inf, bound_ratio)))
-        worst = tuple(int(i) for i in np.unravel_index(flat, expected.shape))
-        at_worst = (_scalar(actual[worst]), _scalar(expected[worst]))
-        worst_ratio = float(bound_ratio[worst])
+        at = int(np.argmax(np.where(np.isnan(bound_ratio), np.inf, bound_ratio)))
+        worst = tuple(int(c[at]) for c in groups.coords)
+        at_worst = (_scalar(judged[at]), _scalar(expected[at]))
+        worst_ratio = float(bound_ratio[at])
         worst_units = float(np.max(units))
-        worst_allowed = float(allowed_units[worst])
+        worst_allowed = float(allowed_units[at])
     return ArrayReport(
         name=name,
         rule=rule,
@@ -382,12 +402,13 @@ def judge_array(
         units_allowed_at_worst=worst_allowed,
         failing=int(np.count_nonzero(failing)),
         size=int(expected.size),
-        pattern=index_pattern(failing, layout.axes) if failing.any() else "",
+        pattern=groups.pattern(failing) if failing.any() else "",
         precision=precision,
         bias=bias,
         layout=layout,
         reference_bits=reference_bits,
         reference_counts=reference_counts,
+        whole=groups.whole,
     )
 
 

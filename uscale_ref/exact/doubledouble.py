@@ -1,6 +1,6 @@
 """A second route to the expected values: element-wise double-double sums, rounded once.
 
-The fixtures are built by :mod:`uscale_ref.golden.sliced` (exact sums
+The fixtures are built by :mod:`uscale_ref.exact.sliced` (exact sums
 through BLAS); this module computes the same values element by element,
 without BLAS, and the tests hold the two to the same bytes. It is slow
 (a Python loop over channels and taps) and kept as that independent check.

@@ -22,7 +22,7 @@ the exact sums, and the elements whose terms hold one take the IEEE value
 of the textbook definition (:func:`_nonfinite`).
 
 :func:`expected_results` has the signature of
-:func:`uscale_ref.golden.exact.expected_results`, the element-wise
+:func:`uscale_ref.exact.doubledouble.expected_results`, the element-wise
 double-double route, and gives the same bytes on the committed suite.
 """
 
@@ -36,11 +36,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..geometry import Conv1dGeometry
+from ..golden.suite import STORAGE
 from ..scales import Conv1dScales
 from . import ozaki
-from .exact import _l1
-from .exact import parts as _parts
-from .suite import STORAGE
+from .doubledouble import _l1
+from .doubledouble import parts as _parts
 
 Float = npt.NDArray[np.float64]
 Parts = tuple[Float, Float | None]
