@@ -102,13 +102,13 @@ def test_an_interrupt_leaves_the_folder_as_it_was(folder, sig):
     # and the signal lands inside the generation, not after it.
     code = (
         "import sys, time\nfrom uscale_ref.cli import main\n"
-        "from uscale_ref.golden import fixture, store\n"
+        "from uscale_ref.golden import fixture, sweep\n"
         "def slow(*args, **kwargs):\n"
         "    time.sleep(0.05)\n"
         "    return fixture.build(*args, **kwargs)\n"
-        "store.build = slow\n"
+        "sweep.build = slow\n"
         "print('started', flush=True)\n"
-        "sys.exit(main(['golden', 'generate', '--out', sys.argv[1]]))\n"
+        "sys.exit(main(['golden', 'generate', '--jobs', '1', '--out', sys.argv[1]]))\n"
     )
     process = _run(code, folder)
     assert process.stdout.readline().strip() == "started"
@@ -176,12 +176,12 @@ def test_the_lock_file_is_not_a_case(folder):
 
 
 def test_a_failed_first_run_leaves_no_folder(tmp_path, monkeypatch):
-    from uscale_ref.golden import store
+    from uscale_ref.golden import sweep
 
     def broken(spec, step=None):
         raise MemoryError("no room for this case")
 
-    monkeypatch.setattr(store, "build", broken)
+    monkeypatch.setattr(sweep, "build", broken)
     with pytest.raises(MemoryError):
         golden.generate(tmp_path / "new", pattern="f64_k3", progress=None)
     assert not (tmp_path / "new").exists()

@@ -6,6 +6,7 @@ Also available as ``python -m uscale_ref``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -112,12 +113,16 @@ def _golden_generate(args: argparse.Namespace) -> int:
         if args.suite is not None:
             raise ValueError("--suite picks a built-in suite; with --case/--cases use --name")
         ids = golden.generate(
-            args.out, suite=args.name, dtypes=args.dtype, pattern=args.filter, specs=specs
-        )
+            args.out, suite=args.name, dtypes=args.dtype, pattern=args.filter, specs=specs,
+            jobs=args.jobs, scheduler=args.scheduler,
+        )  # fmt: skip
     else:
         if args.name is not None:
             raise ValueError("--name names your own cases: give them with --case or --cases")
-        ids = golden.generate(args.out, suite=args.suite, dtypes=args.dtype, pattern=args.filter)
+        ids = golden.generate(
+            args.out, suite=args.suite, dtypes=args.dtype, pattern=args.filter, jobs=args.jobs,
+            scheduler=args.scheduler,
+        )  # fmt: skip
     print(f"wrote {len(ids)} case(s) and manifest.json to {args.out}")
     return 0
 
@@ -270,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this dtype (repeatable)",
     )
     generate.add_argument("--filter", help="only case ids matching this glob, e.g. 'c128_*same*'")
+    generate.add_argument(
+        "--jobs",
+        type=_integer(1),
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="cases built at once, each in a process of its own (default: the cores, "
+        f"{os.cpu_count() or 1} here); the bytes are the same as one after another",
+    )
+    generate.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="build the cases on the workers of this dask.distributed scheduler "
+        "(pip install 'uscale-ref[distributed]'); this process writes the files",
+    )
     generate.add_argument(
         "--compact",
         type=_integer(1),

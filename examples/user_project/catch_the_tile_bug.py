@@ -2,7 +2,9 @@
 
 With the tile bug of ``my_kernel.py`` switched on, this script checks that
 the committed suite passes the kernel, writes one fixture at a real layer's
-shape with one command, and checks that it catches the bug and says where:
+shape with one command, and checks that it catches the bug and says where;
+then does the same with a compact fixture of that shape (a megabyte instead
+of hundreds):
 
     python catch_the_tile_bug.py [FOLDER]
 
@@ -25,11 +27,9 @@ from uscale_ref.testing import assert_conv1d
 CASE = "dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same"
 
 
-def main() -> int:
-    folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
-    assert_conv1d(my_conv1d, my_conv1d_backward, dtypes="float32", drawn=0)
-    print("the committed float32 suite passes the buggy kernel")
-    command = ["golden", "generate", "--out", folder, "--case", CASE]
+def caught(folder: str, extra: list[str]) -> bool:
+    """Write the layer's fixture into ``folder`` and say whether it catches the bug."""
+    command = ["golden", "generate", "--out", folder, "--case", CASE, *extra]
     print("$ uscale-ref", " ".join(command), flush=True)
     subprocess.run([sys.executable, "-m", "uscale_ref", *command], check=True)
     try:
@@ -37,9 +37,18 @@ def main() -> int:
     except AssertionError as failure:
         message = str(failure)
         print(message.splitlines()[1])
-        return 0 if "at o in 64..127" in message else 1
+        return "at o in 64..127" in message and "output channels 64..127 wrong" in message
     print("the fixture at the layer's own shape missed the bug")
-    return 1
+    return False
+
+
+def main() -> int:
+    folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp()
+    assert_conv1d(my_conv1d, my_conv1d_backward, dtypes="float32", drawn=0)
+    print("the committed float32 suite passes the buggy kernel")
+    whole = caught(os.path.join(folder, "whole"), [])
+    compact = caught(os.path.join(folder, "compact"), ["--compact", "20000"])
+    return 0 if whole and compact else 1
 
 
 if __name__ == "__main__":

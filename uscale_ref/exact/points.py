@@ -53,7 +53,7 @@ Index = npt.NDArray[np.int64]
 # Each block's gathered operands take about this many elements per slice.
 BLOCK_ELEMENTS = 2**21
 # An input of at most this many elements is cut whole, once, and its slices gathered.
-WHOLE_ELEMENTS = 2**25
+WHOLE_ELEMENTS = 2**23
 
 
 class Source(Protocol):
@@ -186,8 +186,8 @@ class Operand:
 
     def top(self, index: Index) -> tuple[Float, Float]:
         """The magnitudes' top slices cut down and up (:func:`bounds.top_slices`)."""
-        values = self._whole["values"][index] if self._whole is not None else _l1(
-            self._values(index)
+        values = (
+            self._whole["values"][index] if self._whole is not None else _l1(self._values(index))
         )
         return bounds.top_slices(values, self.magnitude_exponent, self.bits)
 

@@ -17,8 +17,8 @@ has real part ``[Lr | -Li] @ [Rr; Ri]`` and imaginary part
 ``[Li | Lr] @ [Rr; Ri]`` (conjugates flip one sign). Each result is then
 scaled by its float64 factor and rounded once to the target format; the
 error scales are the same sums of absolute values (``|re| + |im|``), rounded
-to nearest float64. inf and NaN cannot be sliced: they are set to zero for
-the exact sums, and the elements whose terms hold one take the IEEE value
+up to a few significant bits (:mod:`.bounds`). inf and NaN cannot be sliced:
+they are set to zero for the exact sums, and the elements whose terms hold one take the IEEE value
 of the textbook definition (:func:`_nonfinite`).
 
 :func:`expected_results` has the signature of
@@ -38,7 +38,7 @@ import numpy.typing as npt
 from ..geometry import Conv1dGeometry
 from ..golden.suite import STORAGE
 from ..scales import Conv1dScales
-from . import ozaki
+from . import bounds, ozaki
 from .doubledouble import _l1
 from .doubledouble import parts as _parts
 
@@ -201,12 +201,24 @@ def forward(
                 limbs = ozaki.Limbs((out_g, block.columns), bits)
                 ozaki.accumulate(limbs, slices, right_slices)
                 frame = row_exponent + column_exponent
-                values = ozaki.round_scaled(limbs, frame, factor, target)
+                values = _round(limbs, frame, factor, target)
                 result[part][block.where(channels)] = _unflat(values, len(block.items))
                 if unscaled:
                     values = ozaki.round_scaled(limbs, frame, 1.0, target)
                     unscaled[part][block.where(channels)] = _unflat(values, len(block.items))
     return result
+
+
+#: The target of the error scales: the exact sums of magnitudes, rounded up to
+#: :data:`bounds.ERROR_SCALE_BITS` significant bits (:mod:`.bounds`).
+ERROR_SCALE = "error_scale"
+
+
+def _round(limbs: ozaki.Limbs, frame: Any, factor: float, target: str) -> Float:
+    """Round exact sums: to a format, or up to an error scale's few bits."""
+    if target == ERROR_SCALE:
+        return bounds.exact_round_up(limbs, frame, factor)
+    return ozaki.round_scaled(limbs, frame, factor, target)
 
 
 def _unscaled(out: list[Float] | None, like: list[Float]) -> list[Float]:
@@ -299,7 +311,7 @@ def input_grad(
                         )
             frame = row_exponent.reshape(-1, 1, 1) + column_exponent
             for part in range(n_parts):
-                values = ozaki.round_scaled(limbs[part], frame, factor, target)
+                values = _round(limbs[part], frame, factor, target)
                 result[part][block.where(channels)] = values.transpose(1, 0, 2)
                 if unscaled:
                     values = ozaki.round_scaled(limbs[part], frame, 1.0, target)
@@ -369,7 +381,7 @@ def weight_grad(
             carried = limbs[part].normalized()
             weights = ozaki.Limbs((out_g, columns), bits)
             weights.limbs = [limb[:, :columns] for limb in carried]
-            weight[part][channels] = ozaki.round_scaled(weights, frame[:, :columns], factor, target)
+            weight[part][channels] = _round(weights, frame[:, :columns], factor, target)
             if unscaled:
                 unscaled[part][channels] = ozaki.round_scaled(
                     weights, frame[:, :columns], 1.0, target
@@ -377,9 +389,7 @@ def weight_grad(
             if bias is not None and bias_factor is not None:
                 sums = ozaki.Limbs((out_g, 1), bits)
                 sums.limbs = [limb[:, columns:] for limb in carried]
-                bias[part][channels] = ozaki.round_scaled(
-                    sums, frame[:, columns:], bias_factor, target
-                )[:, 0]
+                bias[part][channels] = _round(sums, frame[:, columns:], bias_factor, target)[:, 0]
                 if unscaled:
                     unscaled[n_parts + part][channels] = ozaki.round_scaled(
                         sums, frame[:, columns:], 1.0, target
@@ -490,9 +500,10 @@ def expected_results(
     rounded once to ``target`` (default: the inputs' dtype; also
     ``"bfloat16"`` and ``"complex32"``, stored as float32 and complex64).
     The error scale is the same scaled sum of absolute values (``|re| + |im|``
-    for complex), rounded to nearest float64. ``memory`` bounds the blocks'
-    temporaries, in bytes. ``step()``, when given, is called after each of
-    the six passes (three sums, each with its error scale): a progress hook.
+    for complex), rounded up to :data:`bounds.ERROR_SCALE_BITS` significant
+    bits. ``memory`` bounds the blocks' temporaries, in bytes. ``step()``,
+    when given, is called after each of the six passes (three sums, each with
+    its error scale): a progress hook.
     ``unscaled_out``, when a dict, receives each result's exact sum without
     its scale factor, rounded once to ``target``: what a kernel holds before
     it multiplies by the scale.
@@ -516,14 +527,14 @@ def expected_results(
             None if keep is None else keep["output"],
         )  # fmt: skip
         done()
-        output_scale = forward(abs_x_pad, abs_w, abs_b, g, abs(scales.output), "float64", memory)
+        output_scale = forward(abs_x_pad, abs_w, abs_b, g, abs(scales.output), ERROR_SCALE, memory)
         done()
         grad_input = input_grad(
             d_parts, w_parts, g, scales.grad_input, part, memory,
             None if keep is None else keep["grad_input"],
         )  # fmt: skip
         done()
-        grad_input_scale = input_grad(abs_d, abs_w, g, abs(scales.grad_input), "float64", memory)
+        grad_input_scale = input_grad(abs_d, abs_w, g, abs(scales.grad_input), ERROR_SCALE, memory)
         done()
         bias_factor = None if b is None else scales.grad_bias
         abs_bias_factor = None if b is None else abs(scales.grad_bias)
@@ -533,7 +544,7 @@ def expected_results(
         )  # fmt: skip
         done()
         grad_weight_scale, grad_bias_scale = weight_grad(
-            abs_d, abs_x_pad, g, abs(scales.grad_weight), "float64", abs_bias_factor, memory
+            abs_d, abs_x_pad, g, abs(scales.grad_weight), ERROR_SCALE, abs_bias_factor, memory
         )
         done()
     results = {

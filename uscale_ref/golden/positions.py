@@ -139,19 +139,21 @@ def _grid(spec: CaseSpec, count: int, seed: int) -> tuple[list[int], list[int]]:
 
 #: Channels kept per column (batch item and position) of output and grad_input: the
 #: column's input patch (or gradient window) then serves them all.
-PER_COLUMN = 8
+PER_COLUMN = 32
 #: Columns that share one set of channels: a tile the exact sums take as a matrix product.
-COLUMNS_PER_TILE = 64
+COLUMNS_PER_TILE = 16
 
 
 def positions_for(spec: CaseSpec, name: str, count: int) -> Index:
     """The sorted flat positions a compact fixture of ``spec`` keeps for result ``name``.
 
     All of them when the array has at most ``count`` elements. ``output`` and
-    ``grad_input`` are kept by *columns*, a batch item and a position along the
-    length each, with :data:`PER_COLUMN` channels in each: the columns at the
-    length's edges and borders and the batch's ends first, the channels'
-    edges spread over the columns, the rest drawn.
+    ``grad_input`` are kept by *tiles*: :data:`COLUMNS_PER_TILE` columns (a
+    batch item and a position along the length each) by :data:`PER_COLUMN`
+    channels. The columns at the length's edges and borders and the batch's
+    ends come first, then drawn ones; the channels run through the channel
+    edges, then through every channel in a drawn order, tile after tile, so
+    that every channel is kept somewhere when the budget allows.
     """
     shape = _result_shape(spec, name)
     size = math.prod(shape)
@@ -175,7 +177,7 @@ def positions_for(spec: CaseSpec, name: str, count: int) -> Index:
     # Columns: each length edge with a batch end or a drawn item, each item edge with a
     # drawn position, then drawn columns.
     drawn_items = _uniform(seed + 1, len(length_edges), items)
-    edge_items = [item_edges[i % 2] if i % 3 < 2 else int(drawn_items[i])
+    edge_items = [item_edges[i % min(2, len(item_edges))] if i % 3 < 2 else int(drawn_items[i])
                   for i in range(len(length_edges))]  # fmt: skip
     columns: list[tuple[int, int]] = list(zip(edge_items, length_edges, strict=True))
     columns += list(zip(item_edges, _uniform(seed + 2, len(item_edges), length).tolist(),
@@ -185,19 +187,21 @@ def positions_for(spec: CaseSpec, name: str, count: int) -> Index:
     picked = picked[: max(1, wanted // 2)]
     drawn = _uniform(seed + 3, 4 * wanted + 16, items * length).tolist()
     picked = _ordered_unique([*picked, *drawn], items * length)[:wanted]
-    # Channels per tile of columns: the edges in turn, then drawn ones.
-    chosen: list[int] = []
+    # The corners first, then channels per tile of columns: the edges in turn, then drawn.
+    corners = np.array(np.meshgrid(*[[0, n - 1] for n in shape], indexing="ij")).reshape(
+        len(shape), -1
+    )
+    chosen: list[int] = np.ravel_multi_index(tuple(corners), shape).tolist()
     tiles = -(-len(picked) // COLUMNS_PER_TILE)
-    random = _uniform(seed + 4, tiles * per_column * 2, channels).tolist()
+    shuffled = np.argsort(_uniform(seed + 4, channels, 2**62), kind="stable").tolist()
+    walk = _ordered_unique([*channel_edges, *shuffled], channels)
     for tile in range(tiles):
-        half = per_column // 2
-        mine = [channel_edges[(tile * half + t) % len(channel_edges)] for t in range(half)]
-        drawn_here = random[2 * tile * per_column : 2 * (tile + 1) * per_column]
-        mine = _ordered_unique([*mine, *drawn_here, *range(channels)], channels)[:per_column]
+        start = (tile * per_column) % len(walk)
+        mine = _ordered_unique([*walk[start:], *walk[:start]], channels)[:per_column]
         for column in picked[tile * COLUMNS_PER_TILE : (tile + 1) * COLUMNS_PER_TILE]:
             n, position = divmod(column, length)
             chosen.extend((n * channels + c) * length + position for c in mine)
-    result = np.unique(np.array(chosen, dtype=np.int64))[:count]
+    result = np.sort(np.array(_ordered_unique(chosen, size)[:count], dtype=np.int64))
     attempt = 0
     while result.size < count:  # duplicates: top up with drawn places
         attempt += 1

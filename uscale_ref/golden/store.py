@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import math
 import os
@@ -20,7 +21,6 @@ from typing import Any, Literal, TextIO
 from .. import __version__
 from .errors import GoldenFileError
 from .fixture import (
-    BUILD_STEPS,
     FORMAT_VERSION,
     Fixture,
     build,
@@ -31,6 +31,7 @@ from .fixture import (
     to_bytes,
 )
 from .suite import SUITES, CaseSpec, select, suite_specs
+from .sweep import built, check_resources
 
 MANIFEST = "manifest.json"
 LOCK = ".uscale-ref.lock"
@@ -71,9 +72,13 @@ def spec_for(case_id: str) -> CaseSpec:
 
 
 def cases(
-    suite: str = "standard", dtype: str | Iterable[str] | None = None, filter: str | None = None
+    suite: str = "standard",
+    dtype: str | Iterable[str] | None = None,
+    filter: str | None = None,
+    golden_dir: Path | str | None = None,
 ) -> list[str]:
-    """Case ids of a suite, optionally of some dtypes and matching a glob ``filter``.
+    """Case ids of a built-in suite, or of the suite in the folder ``golden_dir`` (your own),
+    optionally of some dtypes and matching a glob ``filter``.
 
     The list is ready for ``pytest.mark.parametrize("case_id", cases())``.
 
@@ -84,7 +89,16 @@ def cases(
     ['c128_o4_dw_p1_k3', 'c128_o4_dw_same_k4']
     """
     dtypes = [dtype] if isinstance(dtype, str) else dtype
-    return [spec.id for spec in select(suite_specs(suite), dtypes, filter)]
+    if golden_dir is None:
+        return [spec.id for spec in select(suite_specs(suite), dtypes, filter)]
+    entries = _read_manifest(Path(golden_dir))["cases"]
+    wanted = None if dtypes is None else set(dtypes)
+    return [
+        str(entry["id"])
+        for entry in entries
+        if (wanted is None or entry.get("dtype") in wanted)
+        and (filter is None or fnmatch.fnmatchcase(str(entry["id"]), filter))
+    ]
 
 
 def _manifest_entry(spec: CaseSpec, data: bytes, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -109,10 +123,13 @@ def _manifest_text(suite: str, entries: list[dict[str, Any]]) -> str:
 
 
 def _cost(spec: CaseSpec) -> float:
-    """The work of one case, in multiply-adds of its three sums (for the time estimate)."""
+    """The work of one case, in multiply-adds of its sums (for the time estimate)."""
     geometry = spec.geometry
     per_output = spec.in_channels // spec.groups * spec.kernel_size + 1
     outputs = (spec.batch_size or 1) * spec.out_channels * geometry.out_length
+    if spec.compact is not None:  # positions' sums, and grad_weight's grid over the batch
+        columns = (spec.batch_size or 1) * geometry.out_length
+        return 2.0 * spec.compact * per_output + spec.compact * columns + 1.0
     return 3.0 * outputs * per_output + 1.0
 
 
@@ -167,6 +184,8 @@ def generate(
     progress: Callable[[float, float, str], None] | Literal["auto"] | None = "auto",
     *,
     specs: Iterable[CaseSpec] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
 ) -> list[str]:
     """Write cases and their manifest into the folder ``out``; return the case ids written.
 
@@ -185,13 +204,22 @@ def generate(
         draws a bar with the time left on stderr, None is silent.
     specs : iterable of CaseSpec, optional
         Your own cases instead of a built-in suite.
+    jobs : int
+        Cases built at once, each in a process of its own (the bytes are the
+        same as one after another).
+    scheduler : str, optional
+        The address of a dask.distributed scheduler whose workers build the
+        cases (``pip install "uscale-ref[distributed]"``, the same uscale_ref
+        version on every worker); this process writes the files.
 
     Into a folder that already holds a manifest of the same suite, the new
     cases are merged: the entries of the cases not written are kept. A
     folder holding another suite's manifest, or a broken one, is refused.
 
-    Every file is written to a temporary name in ``out`` first and moved into
-    place only when all cases are built, under a lock on the folder that
+    Before any work, cases this machine cannot build (memory) or store (disk)
+    are refused with a ``ValueError`` that says what they need. Every file is
+    written to a temporary name in ``out`` first and moved into place only
+    when all cases are built, under a lock on the folder that
     merges the manifest as it then stands; so an interrupted or failed run
     leaves the folder as it was, two runs into one folder both land, and a
     symbolic link in ``out`` is replaced rather than written through.
@@ -209,6 +237,8 @@ def generate(
     if not str(out):
         raise ValueError("out must name a folder, got an empty path")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: {out} is a file, not a folder; name a folder to write into")
     if specs is None:
         name = suite or "standard"
         chosen = select(suite_specs(name), dtypes, pattern)
@@ -230,11 +260,21 @@ def generate(
         chosen = [replace(spec, suite=name) for spec in select(given, dtypes, pattern)]
         if not chosen:
             raise ValueError("specs: no case to write")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a number of processes of at least 1, got {jobs!r}")
     if (out / MANIFEST).exists():
         _check_suite(out, name)  # refuse early, before any work
+    check_resources(chosen, out, 1 if scheduler is not None else jobs)
     report = Progress() if progress == "auto" else progress
-    costs = [_cost(spec) for spec in chosen]
-    total, done = sum(costs), 0.0
+    costs = {spec.id: _cost(spec) for spec in chosen}
+    total, done = sum(costs.values()), 0.0
+
+    def step(spec: CaseSpec, fraction: float) -> None:
+        nonlocal done
+        done += costs[spec.id] * fraction
+        if report is not None and done < total:  # the end is reported once, below
+            report(done, total, spec.id)
+
     staged: dict[str, tuple[Path, dict[str, Any]]] = {}
     with _interruptible():
         created, committed = not out.exists(), False
@@ -242,19 +282,9 @@ def generate(
         run = f".uscale-ref-{os.getpid()}-{secrets.token_hex(4)}-"
         out.mkdir(parents=True, exist_ok=True)
         try:
-            for spec, cost in zip(chosen, costs, strict=True):
-
-                def step(spec: CaseSpec = spec, cost: float = cost) -> None:
-                    nonlocal done
-                    done += cost / (BUILD_STEPS + 1)
-                    if report is not None and done < total:  # the end is reported once, below
-                        report(done, total, spec.id)
-
-                arrays, metadata = build(spec, step)
-                data = to_bytes(arrays, metadata)
-                del arrays
+            for spec, data, metadata in built(chosen, jobs, scheduler, step):
                 staged[spec.id] = (_stage(out, data, run), _manifest_entry(spec, data, metadata))
-                step()
+                del data
             with _folder_lock(out):
                 # The manifest as it stands now (another run may have added to it).
                 kept = _check_suite(out, name) if (out / MANIFEST).exists() else {}

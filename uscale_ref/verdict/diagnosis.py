@@ -564,11 +564,14 @@ def _confined(report: ArrayReport) -> str | None:
         if bound_rows is None:
             return None
         rows |= bound_rows
-    if layout.row is not None and rows.any() and not rows.all():
+    judged = ~np.isnan(p.row_bits)
+    if layout.row is not None and rows.any() and not rows[judged].all():
         words = _ROW_WORDS[report.name]
         where = index_pattern(rows, ("",)).lstrip()
         where = where.removeprefix("in ").removeprefix("= ").strip()
-        return f"{words} {where} wrong ({int((~rows).sum())} of {rows.size} right)"
+        right, of = int((~rows & judged).sum()), int(judged.sum())
+        kept = "" if report.whole else " judged"
+        return f"{words} {where} wrong ({right} of {of}{kept} right)"
     if items.size and items.any() and not items.all():
         where = index_pattern(items, ("n",))
         return f"{report.name}: batch items {where} wrong, the others right"

@@ -138,6 +138,11 @@ class Groups:
             hit = np.unique(self.coords[axis][failing])
             if hit.size == 0 or hit.size == judged.size:
                 continue
+            between = judged[(judged >= hit[0]) & (judged <= hit[-1])]
+            if not self.whole and between.size == hit.size:
+                # Every judged index between the first and last failing one fails.
+                parts.append(f"{letter} in {hit[0]}..{hit[-1]}")
+                continue
             parts.append(describe_indices(hit, self.layout.shape[axis], letter))
         return ", ".join(parts)
 

@@ -67,16 +67,20 @@ def draw(verdict: CaseVerdict, path: Path, names: list[str] | None = None) -> Pa
 
 
 def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
+    from matplotlib import colormaps
+
     p = report.precision
-    tiles = np.where(np.isnan(p.tile_bits), -np.inf, p.tile_bits)
+    tiles = p.tile_bits  # NaN: a tile without judged elements (a compact fixture's)
     top = p.format_bits + 4
     bottom = p.required - 10
     shown = np.clip(np.where(np.isinf(tiles) & (tiles > 0), top, tiles), bottom, top)
+    colours = colormaps["RdYlGn"].copy()
+    colours.set_bad("#dddddd")
     image = axis.imshow(
-        shown, aspect="auto", interpolation="nearest", cmap="RdYlGn", vmin=bottom, vmax=top,
-        origin="lower",
+        np.ma.masked_invalid(shown), aspect="auto", interpolation="nearest", cmap=colours,
+        vmin=bottom, vmax=top, origin="lower",
     )  # fmt: skip
-    _hatch_short_tiles(axis, ~(tiles >= p.required))
+    _hatch_short_tiles(axis, tiles < p.required)
     bar = figure.colorbar(image, ax=axis, pad=0.01)
     bar.set_label("significant bits")
     bar.ax.axhline(p.required, color="black", linewidth=1.5)
@@ -88,7 +92,9 @@ def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
         f"has {p.format_bits})"
     )
     if p.failing_tiles:
-        title += f", {p.failing_tiles} of {p.tile_bits.size} tiles short"
+        title += f", {p.failing_tiles} of {p.judged_tiles} tiles short"
+    if not report.whole:
+        title += " (grey: no kept position)"
     axis.set_title(title, fontsize=11)
 
 

@@ -184,8 +184,13 @@ class ArrayReport:
 
     def _short_rows(self) -> str:
         p = self.precision
-        short = p.row_bits < p.required
-        return index_pattern(short, (self.layout.row or "row",)) or "all"
+        letter = self.layout.row or "row"
+        hit = np.flatnonzero(p.row_bits < p.required)
+        judged = np.flatnonzero(~np.isnan(p.row_bits))
+        between = judged[(judged >= hit[0]) & (judged <= hit[-1])] if hit.size else judged
+        if hit.size > 1 and between.size == hit.size:
+            return f"{letter} in {hit[0]}..{hit[-1]}"
+        return describe_indices(hit, p.row_bits.size, letter) if hit.size else "none"
 
     def _bias_line(self, case_id: str) -> str:
         b = self.bias
