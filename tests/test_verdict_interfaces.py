@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from calibration import stored
@@ -103,6 +105,7 @@ def test_the_runner_refuses_options_it_cannot_honour():
 
 
 def test_the_plugin_takes_the_same_options(pytester):
+    pytest.importorskip("matplotlib")
     pytester.makepyfile(
         f"""
         import numpy as np
@@ -124,15 +127,15 @@ def test_the_plugin_takes_the_same_options(pytester):
     plots = pytester.path / "plots"
     result = pytester.runpytest("-p", "no:cacheprovider", f"--uscale-ref-plot={plots}")
     result.assert_outcomes(passed=1)
-    assert (plots / f"{CASE}.png").exists() == bool(_has_matplotlib())
+    assert (plots / f"{CASE}.png").exists()
 
 
-def _has_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def test_the_plugin_refuses_to_draw_without_matplotlib(pytester, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    pytester.makepyfile("def test_nothing(golden_case): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--uscale-ref-plot={pytester.path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--uscale-ref-plot: drawing needs matplotlib*"])
 
 
 def test_a_report_summary_reads_in_one_line():

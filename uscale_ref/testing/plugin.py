@@ -130,6 +130,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "uscale_ref_golden(dtype=None, filter=None): the golden cases a golden_case "
         "argument runs over (dtype: a name or a list; filter: a glob on case ids)",
     )
+    if config.getoption("--uscale-ref-plot", None) is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise pytest.UsageError(
+                "--uscale-ref-plot: drawing needs matplotlib (pip install 'uscale-ref[plot]')"
+            ) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
