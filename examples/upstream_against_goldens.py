@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 import torch
 import unit_scaling.functional as U
+from torch_arithmetic import taps_summed_in
 
 from uscale_ref import golden
 
@@ -90,8 +91,12 @@ def main() -> int:
             print(f"{case_id:<36} cannot run   upstream raised {type(error).__name__}: {message}")
             continue
         # PyTorch's complex32 convolutions on the CPU keep their running sums in half
-        # precision (their gradients fail the float32-accumulation verdict and pass this one).
+        # precision (their gradients fail the float32-accumulation verdict and pass this one),
+        # and so do its float16 and bfloat16 ones on processors without native bfloat16
+        # arithmetic, which add the kernel taps in the narrow format (torch_arithmetic.py).
         accumulate = "float16" if case.dtype == "complex32" else None
+        if args.device == "cpu" and accumulate is None:
+            accumulate = taps_summed_in(case.dtype)
         reports = golden.compare(case, precision_for(case, tf32), accumulate=accumulate, **results)
         worst = max(reports, key=lambda r: r.bound_ratio)
         least = min(reports, key=lambda r: r.precision.bits - r.precision.required)

@@ -11,10 +11,11 @@ benchmarks/verdict_calibration.py runs them all at production sizes.
 
 from __future__ import annotations
 
-import functools
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,9 @@ import numpy as np
 import uscale_ref
 from uscale_ref.formats import round_to
 from uscale_ref.golden import Fixture
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from torch_arithmetic import taps_summed_in
 
 Results = dict[str, np.ndarray]
 NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
@@ -146,43 +150,10 @@ def upstream_kernel(case: Fixture) -> Results:
     return {k: back(v) for k, v in out.items()}
 
 
-@functools.cache
 def torch_sums_taps_in(dtype: str) -> str | None:
-    """The narrow format PyTorch's CPU convolution backward sums its kernel taps in, if any.
-
-    On processors without native bfloat16 arithmetic (AVX2 only, no AVX-512 BF16),
-    PyTorch computes grad_input of a bfloat16 or float16 conv1d as one matrix product per
-    kernel tap, each rounded to the storage format, then adds the taps' results in that
-    format (col2im), every addition rounded. Such a kernel does not accumulate in
-    float32, and the verdict's default rule says so. This probe reproduces that
-    arithmetic bit for bit on a small problem: it returns the format when PyTorch's
-    grad_input is exactly the emulation's (and not float32 accumulation's), else None.
-    """
-    if dtype not in ("bfloat16", "float16"):
-        return None
-    import torch
-
-    tdtype = getattr(torch, dtype)
-    rng = np.random.default_rng(7)
-    n, c, length, o, k = 2, 16, 40, 16, 5
-    x = torch.tensor(rng.standard_normal((n, c, length)), dtype=tdtype, requires_grad=True)
-    w = torch.tensor(rng.standard_normal((o, c, k)), dtype=tdtype)
-    y = torch.nn.functional.conv1d(x, w, padding=k // 2)
-    g = torch.tensor(rng.standard_normal(tuple(y.shape)), dtype=tdtype)
-    (dx,) = torch.autograd.grad(y, (x,), g)
-    # One float32 matrix product per tap, rounded to the format; the taps added in order.
-    gp = torch.nn.functional.pad(g.float(), (k // 2, k // 2))
-    taps = [
-        torch.einsum("oc,nol->ncl", w.float()[:, :, j], gp[:, :, k - 1 - j : k - 1 - j + length])
-        for j in range(k)
-    ]
-    running = taps[0].to(tdtype)
-    for tap in taps[1:]:
-        running = (running.float() + tap.to(tdtype).float()).to(tdtype)
-    once = sum(t.double() for t in taps).to(tdtype)
-    if torch.equal(running, dx) and not torch.equal(once, dx):
-        return dtype
-    return None
+    """The narrow format PyTorch's CPU conv1d backward adds its kernel taps in here, if any
+    (examples/torch_arithmetic.py reproduces that arithmetic bit for bit)."""
+    return taps_summed_in(dtype)
 
 
 def jax_kernel(case: Fixture) -> Results:
