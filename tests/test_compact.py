@@ -80,6 +80,18 @@ def test_compact_values_are_the_full_fixtures_at_the_positions(spec):
         )
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.id)
+def test_inputs_cut_whole_or_where_gathered_give_the_same_bytes(spec, monkeypatch):
+    """Small inputs are cut into slices whole, large ones element by element where a block
+    gathers them: the same numbers either way."""
+    from dataclasses import replace
+
+    compact = replace(spec, compact=400)
+    whole = to_bytes(*build(compact))
+    monkeypatch.setattr(points, "WHOLE_ELEMENTS", 0)
+    assert to_bytes(*build(compact)) == whole
+
+
 @pytest.mark.parametrize("spec", SPECS[:3], ids=lambda s: s.id)
 def test_any_positions_by_rows_or_by_tiles(spec):
     """The row-by-row route (arbitrary positions) and the tile route agree with the full arrays."""

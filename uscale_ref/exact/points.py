@@ -52,8 +52,12 @@ Float = npt.NDArray[np.float64]
 Index = npt.NDArray[np.int64]
 # Each block's gathered operands take about this many elements per slice.
 BLOCK_ELEMENTS = 2**21
-# An input of at most this many elements is cut whole, once, and its slices gathered.
-WHOLE_ELEMENTS = 2**23
+# An input of at most this many elements is cut whole, once, and its slices gathered;
+# a larger one is cut where it is gathered. Above about a million elements cutting it
+# whole costs more (in time, and in memory: several slices of the whole array) than
+# cutting the gathered elements, even at 20,000 positions per array (the bytes are the
+# same either way).
+WHOLE_ELEMENTS = 2**20
 
 
 class Source(Protocol):

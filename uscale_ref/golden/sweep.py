@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..exact.points import WHOLE_ELEMENTS
 from .errors import GoldenFileError
 from .fixture import BUILD_STEPS, build, to_bytes
 from .suite import CaseSpec
@@ -41,8 +42,9 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     A whole fixture holds every input and result and a float64 error scale per
     result element; building it takes about three times that (the exact sums'
     float64 copies and blocks). A compact one holds a few arrays of positions;
-    building it draws and cuts whole inputs of up to 2**23 elements (about 60
-    bytes each) and works in blocks.
+    building it draws and cuts whole inputs of up to
+    :data:`~uscale_ref.exact.points.WHOLE_ELEMENTS` elements (about 60 bytes each)
+    and works in blocks.
     """
     geometry = spec.geometry
     batch = spec.batch_size or 1
@@ -64,7 +66,7 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
         return 3 * size + 64 * 2**20, size + 2**16
     kept = sum(min(spec.compact, n) for n in results.values())
     size = kept * (item + 16) + 2**16
-    drawn = sum(min(inputs[name], 2**23) for name in ("input", "grad_output"))
+    drawn = sum(min(inputs[name], WHOLE_ELEMENTS) for name in ("input", "grad_output"))
     return 60 * drawn + 8 * inputs["weight"] + 512 * 2**20, size
 
 
