@@ -16,7 +16,7 @@ precision, the largest bias in standard errors.
         [--dtype float32 ...] [--large {with,without,only}] [--tables-from a.jsonl b.jsonl]
 
 Where PyTorch's CPU backward adds its kernel taps in bfloat16 or float16
-(processors without native bfloat16 arithmetic; ``calibration.torch_sums_taps_in``
+(processors without native bfloat16 arithmetic; ``examples/torch_arithmetic.py``
 reproduces it bit for bit), upstream does not accumulate in float32 and is
 listed among the runs that must fail.
 
@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from calibration import CORRECT, MUTANTS, torch_sums_taps_in
+from calibration import CORRECT, MUTANTS, taps_summed_in
 
 from uscale_ref import verdict
 from uscale_ref.golden import CaseSpec, Fixture
@@ -143,7 +143,7 @@ def run(geometries: list, dtypes: tuple[str, ...], log: Any) -> list[dict]:
                           file=sys.stderr)  # fmt: skip
                     continue
                 correct = True
-                if name == "upstream (PyTorch CPU)" and torch_sums_taps_in(dtype):
+                if name == "upstream (PyTorch CPU)" and taps_summed_in(dtype):
                     # Not a float32 accumulation here: the default rule must fail it.
                     name, correct = f"upstream (PyTorch CPU, taps summed in {dtype})", False
                 row = {"case": spec.id, "dtype": dtype, "kernel": name, "correct": correct,

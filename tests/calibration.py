@@ -24,8 +24,9 @@ import uscale_ref
 from uscale_ref.formats import round_to
 from uscale_ref.golden import Fixture
 
+# Whether PyTorch's CPU backward adds its kernel taps in a narrow format on this machine.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from torch_arithmetic import taps_summed_in
+from torch_arithmetic import taps_summed_in as taps_summed_in  # re-exported
 
 Results = dict[str, np.ndarray]
 NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
@@ -148,12 +149,6 @@ def upstream_kernel(case: Fixture) -> Results:
         return t.numpy().astype(case.storage_dtype)
 
     return {k: back(v) for k, v in out.items()}
-
-
-def torch_sums_taps_in(dtype: str) -> str | None:
-    """The narrow format PyTorch's CPU conv1d backward adds its kernel taps in here, if any
-    (examples/torch_arithmetic.py reproduces that arithmetic bit for bit)."""
-    return taps_summed_in(dtype)
 
 
 def jax_kernel(case: Fixture) -> Results:

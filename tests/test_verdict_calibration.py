@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from calibration import CORRECT, MUTANTS, torch_sums_taps_in
+from calibration import CORRECT, MUTANTS, taps_summed_in
 
 from uscale_ref import verdict
 from uscale_ref.golden import CaseSpec, Fixture
@@ -41,7 +41,7 @@ def case_of(dtype: str) -> Fixture:
 def test_a_correct_kernel_passes(dtype, kernel):
     if kernel in NEEDS and importlib.util.find_spec(NEEDS[kernel]) is None:
         pytest.skip(f"{NEEDS[kernel]} is not installed")
-    if kernel == UPSTREAM and torch_sums_taps_in(dtype):
+    if kernel == UPSTREAM and taps_summed_in(dtype):
         pytest.skip(f"PyTorch sums conv taps in {dtype} on this processor (tested below)")
     case = case_of(dtype)
     judged = verdict.judge(case, CORRECT[kernel](case))
@@ -51,10 +51,10 @@ def test_a_correct_kernel_passes(dtype, kernel):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_pytorch_cpu_summing_taps_in_the_storage_format_fails_and_is_named(dtype):
     # Where PyTorch's CPU backward adds its kernel taps in the storage format (bit for
-    # bit, see calibration.torch_sums_taps_in), upstream does not accumulate in float32:
+    # bit, see examples/torch_arithmetic.py), upstream does not accumulate in float32:
     # the default rule fails it, names the cause, and the rule it names passes it.
     pytest.importorskip("unit_scaling")
-    narrow = torch_sums_taps_in(dtype)
+    narrow = taps_summed_in(dtype)
     if narrow is None:
         pytest.skip(f"PyTorch sums conv taps in float32 on this processor ({dtype})")
     case = case_of(dtype)
