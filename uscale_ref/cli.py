@@ -149,13 +149,14 @@ def _golden_check(args: argparse.Namespace) -> int:
     from .verdict import check_directory, format_table
     from .verdict.diagnosis import NO_CAUSE, diagnose
     from .verdict.directory import printable, read_results
+    from .verdict.picture import require_matplotlib
 
     if args.golden is not None and not Path(args.golden).is_dir():
         raise ValueError(f"--golden {args.golden}: not a directory")
     if not Path(args.results).is_dir():
         raise ValueError(f"{args.results}: not a directory")
     if args.plot is not None:
-        _check_plotting()
+        require_matplotlib("--plot")
     verdicts, problems = check_directory(
         args.results, args.golden, args.precision, accumulate=args.accumulate,
         skip=args.skip, reference=True,
@@ -194,13 +195,6 @@ def _golden_check(args: argparse.Namespace) -> int:
         print(f"pictures of {len(verdicts)} case(s) in {args.plot}")
     print(f"check: {len(arrays) - failed} passed, {failed} failed, {len(problems)} problem(s)")
     return 1 if failed or problems else 0
-
-
-def _check_plotting() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ValueError("--plot needs matplotlib (pip install 'uscale-ref[plot]')") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

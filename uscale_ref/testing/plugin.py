@@ -131,12 +131,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "argument runs over (dtype: a name or a list; filter: a glob on case ids)",
     )
     if config.getoption("--uscale-ref-plot", None) is not None:
+        from uscale_ref.verdict.picture import require_matplotlib
+
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise pytest.UsageError(
-                "--uscale-ref-plot: drawing needs matplotlib (pip install 'uscale-ref[plot]')"
-            ) from None
+            require_matplotlib("--uscale-ref-plot")
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

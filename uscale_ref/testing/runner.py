@@ -20,6 +20,7 @@ from ..golden.store import _read_manifest
 from ..golden.suite import DTYPES, FULL_DTYPES, CaseSpec
 from ..verdict import CaseVerdict, judge
 from ..verdict.diagnosis import NO_CAUSE, diagnose
+from ..verdict.picture import require_matplotlib
 from ..verdict.reference import correct_results
 from ..verdict.rule import CHECKS, check_accumulate, check_precision, check_skip
 from .drawing import SIZES, _options, draw_specs, dtype_list
@@ -402,7 +403,7 @@ def assert_conv1d(
     if plot is not None and not isinstance(plot, (str, Path)):
         raise TypeError(f"plot must be a folder (str or Path), got {type(plot).__name__}")
     if plot is not None:
-        _check_matplotlib()
+        require_matplotlib("plot")
     if sizes not in SIZES:
         raise ValueError(f"sizes must be one of {SIZES}, got {sizes!r}")
     drawn, seed = _counts(drawn, "drawn"), _counts(seed, "seed")
@@ -473,15 +474,6 @@ def assert_conv1d(
             summary += f"; every failure is explained by one mistake: {known.pop()}"
         raise AssertionError("\n".join([summary, *failures, "", str(report)]))
     return report
-
-
-def _check_matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ValueError(
-            "plot: drawing needs matplotlib (pip install 'uscale-ref[plot]')"
-        ) from None
 
 
 def _check_conversions(dtypes: Sequence[str], to_array: Any) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .case import CaseVerdict
     from .report import ArrayReport
 
-__all__ = ["draw"]
+__all__ = ["draw", "require_matplotlib"]
 
 _ROW_LABEL = {
     "output": "output channel o",
@@ -38,12 +38,21 @@ _ROW_LABEL = {
 }
 
 
+def require_matplotlib(option: str) -> None:
+    """A ``ValueError`` naming ``option`` and the extra to install, unless matplotlib imports."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"{option}: drawing needs matplotlib (pip install 'uscale-ref[plot]')"
+        ) from None
+
+
 def draw(verdict: CaseVerdict, path: Path, names: list[str] | None = None) -> Path:
     """Draw ``verdict`` (its arrays ``names``, default all) to ``path`` (PNG); return the path."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ValueError("drawing needs matplotlib (pip install 'uscale-ref[plot]')") from None
+    require_matplotlib("plot")
+    import matplotlib
+
     matplotlib.use("Agg", force=False)
     from matplotlib import pyplot as plt
 
