@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -275,6 +276,15 @@ def _round_pair(hi: Float, lo: Float, target: Target) -> Float:
     return np.where(np.abs(result) > target.largest, np.copysign(np.inf, result), result)
 
 
+def round_nearest(values: Float, target: str) -> Float:
+    """Float64 ``values`` rounded to nearest (ties to even) in ``target``, as float64;
+    beyond its largest finite number, inf."""
+    if target in ("float32", "float16"):
+        rounded: Float = values.astype(target).astype(np.float64)  # IEEE: correctly rounded
+        return rounded
+    return _round_pair(values, np.zeros_like(values), TARGETS[target])
+
+
 def round_fraction(value: Fraction, target: Target, negative_zero: bool = False) -> float:
     """An exact rational rounded to nearest (ties to even) in ``target``, as a float."""
     if value == 0:
@@ -298,6 +308,38 @@ def exact_values(limbs: Sequence[Int], frame: Int, bits: int, index: tuple[int, 
         total = (total << bits) + int(limb[index])
     shift = int(frame[index]) - bits * (len(limbs) - 1)
     return Fraction(total) * (Fraction(2) ** shift)
+
+
+def round_bounded(
+    hi: Float, lo: Float, left_out: Float, factor: float, target: str, frame: Any = 0
+) -> tuple[Float, npt.NDArray[np.bool_]]:
+    """``factor * 2**frame * v`` rounded to nearest in ``target``, for a ``v`` known to lie
+    within ``left_out`` of ``hi + lo`` (a normalised pair); and where that decides it.
+
+    The factor is applied with error-free products; the result is rounded from the pair,
+    and kept where the whole interval rounds the same way (not where it reaches within
+    about ``2**-30`` of half a gap from a boundary, leaves float64's range or overflows).
+    """
+    spec = TARGETS[target]
+    frame = np.broadcast_to(frame, np.shape(hi))
+    p, e = _two_prod(hi, np.full(np.shape(hi), factor))
+    q, q_dropped = _two_prod(lo, np.full(np.shape(hi), factor))
+    t, t_dropped = _two_sum(e, q)
+    hi, lo = _two_sum(p, t)
+    bound = (left_out * abs(factor) + np.abs(q_dropped) + np.abs(t_dropped)) * (1 + 2**-40)
+    scale = frame.astype(np.int32)
+    exponent = np.frexp(hi)[1] + frame
+    in_range = (hi == 0) | ((exponent > -900) & (exponent < 1000))
+    hi, lo, bound = np.ldexp(hi, scale), np.ldexp(lo, scale), np.ldexp(bound, scale)
+    result = _round_pair(hi, lo, spec)
+    below, above = _gaps(result, spec)
+    offset = (hi - result) + lo
+    margin = 1 - 2**-30
+    decided = (bound == 0) | (
+        (offset + bound < above / 2 * margin) & (offset - bound > -below / 2 * margin)
+    )
+    decided &= in_range & np.isfinite(result) & (np.abs(result) < spec.largest)
+    return result, decided
 
 
 def round_scaled(limbs: Limbs, frame: Int, factor: float, target: str) -> Float:
@@ -327,24 +369,8 @@ def round_scaled(limbs: Limbs, frame: Int, factor: float, target: str) -> Float:
             e2, dropped = _two_sum(e, lo)
             hi, lo = _two_sum(s, e2)
             left_out += np.abs(dropped)
-        p, e = _two_prod(hi, np.full(limbs.shape, factor))
-        q, q_dropped = _two_prod(lo, np.full(limbs.shape, factor))
-        t, t_dropped = _two_sum(e, q)
-        hi, lo = _two_sum(p, t)
-        bound = (left_out * abs(factor) + np.abs(q_dropped) + np.abs(t_dropped)) * (1 + 2**-40)
-        scale = frame.astype(np.int32)
-        exponent = np.frexp(hi)[1] + frame
-        in_range = (hi == 0) | ((exponent > -900) & (exponent < 1000))
-        in_range &= bits * len(parts) < 600
-        hi, lo, bound = np.ldexp(hi, scale), np.ldexp(lo, scale), np.ldexp(bound, scale)
-        result = _round_pair(hi, lo, spec)
-        below, above = _gaps(result, spec)
-        offset = (hi - result) + lo
-        margin = 1 - 2**-30
-        decided = (bound == 0) | (
-            (offset + bound < above / 2 * margin) & (offset - bound > -below / 2 * margin)
-        )
-        decided &= in_range & np.isfinite(result) & (np.abs(result) < spec.largest)
+        result, decided = round_bounded(hi, lo, left_out, factor, target, frame)
+        decided &= bits * len(parts) < 600
     for index in zip(*np.nonzero(~decided), strict=True):
         exact = exact_values(parts, frame, bits, index) * Fraction(factor)
         result[index] = round_fraction(exact, spec)

@@ -321,6 +321,7 @@ def _row_sums(
     factor: float,
     target: str,
     unscaled: bool,
+    scales: bool = True,
 ) -> tuple[list[Float], list[Float] | None, Float]:
     """One block: the rows' sums of ``left * right``, the left gathered at ``left_index``
     (a row per position), the right at ``right_index`` (a row per distinct column) and
@@ -342,6 +343,8 @@ def _row_sums(
         spread = [s[right_rows[where]] for s in right.magnitude(right_index)]
         return left.magnitude(left_index[where]), spread
 
+    if not scales:
+        return values, held if unscaled else None, np.zeros(rows)
     down, up = right.top(right_index)
     top = (left.top(left_index), (down[right_rows], up[right_rows]))
     magnitude_frame = left.magnitude_exponent + right.magnitude_exponent
@@ -358,6 +361,7 @@ def _tile_sums(
     factor: float,
     target: str,
     unscaled: bool,
+    scales: bool = True,
 ) -> tuple[list[Float], list[Float] | None, Float]:
     """A tile: every left row (gathered at ``left_index``, ``(r, inner)``) times every right
     row (``right_index``, ``(c, inner)``), as matrix products of slices; results ``(r, c)``
@@ -373,6 +377,8 @@ def _tile_sums(
         values.append(ozaki.round_scaled(limbs, frames, factor, target).reshape(-1))
         if unscaled:
             held.append(ozaki.round_scaled(limbs, frames, 1.0, target).reshape(-1))
+    if not scales:
+        return values, held if unscaled else None, np.zeros(rows * columns)
     (left_down, left_up), (right_down, right_up) = left.top(left_index), right.top(right_index)
     lower, upper = ozaki.Limbs(shape, bits), ozaki.Limbs(shape, bits)
     ozaki.accumulate(lower, [left_down], [right_down.T])
@@ -480,9 +486,11 @@ def output_at(
     factor: float,
     target: str,
     unscaled: bool = False,
+    scales: bool = True,
 ) -> Sums:
     """``factor * (sum_{i,k} w[o,i,k] x_pad[n, g C_g + i, l s + k d] + b[o])`` at ``flat``
-    positions of the (batched) output, exactly, rounded once to ``target``."""
+    positions of the (batched) output, exactly, rounded once to ``target`` (the error
+    scales zero unless ``scales``)."""
     g = geometry
     out_g, fan_in, kernel = g.out_channels // g.groups, g.fan_in, g.kernel_size
     inner = fan_in * kernel + 1
@@ -514,12 +522,12 @@ def output_at(
     if tiles is not None:
         for chosen, rows, columns in tiles:
             result = _tile_sums(weight, patches, weight_index(rows), patch_index(columns),
-                                None, factor, target, unscaled)  # fmt: skip
+                                None, factor, target, unscaled, scales)  # fmt: skip
             blocks.append((chosen, result))
         return _combine(flat.size, blocks)
     for chosen, distinct, spread in _by_column(column, inner):
         result = _row_sums(weight, patches, weight_index(out[chosen]), patch_index(distinct),
-                           spread, None, factor, target, unscaled)  # fmt: skip
+                           spread, None, factor, target, unscaled, scales)  # fmt: skip
         blocks.append((chosen, result))
     return _combine(flat.size, blocks)
 
@@ -531,9 +539,11 @@ def input_grad_at(
     factor: float,
     target: str,
     unscaled: bool = False,
+    scales: bool = True,
 ) -> Sums:
     """``factor * sum conj(w[o,i,k]) delta[n,o,l]`` over ``l s + k d = t + p_l`` at ``flat``
-    positions ``(n, c, t)`` of the (batched) input gradient, exactly, rounded once."""
+    positions ``(n, c, t)`` of the (batched) input gradient, exactly, rounded once (the
+    error scales zero unless ``scales``)."""
     g = geometry
     out_g, fan_in, kernel = g.out_channels // g.groups, g.fan_in, g.kernel_size
     inner = out_g * kernel
@@ -568,12 +578,12 @@ def input_grad_at(
     if tiles is not None:
         for chosen, rows, columns in tiles:
             result = _tile_sums(weight, gradient, tap_index(rows), window_index(columns),
-                                "left", factor, target, unscaled)  # fmt: skip
+                                "left", factor, target, unscaled, scales)  # fmt: skip
             blocks.append((chosen, result))
         return _combine(flat.size, blocks)
     for chosen, distinct, spread in _by_column(column, inner):
         result = _row_sums(weight, gradient, tap_index(channel[chosen]), window_index(distinct),
-                           spread, "left", factor, target, unscaled)  # fmt: skip
+                           spread, "left", factor, target, unscaled, scales)  # fmt: skip
         blocks.append((chosen, result))
     return _combine(flat.size, blocks)
 
@@ -596,11 +606,12 @@ def weight_grad_grid(
     bias_factor: float | None,
     target: str,
     unscaled: bool = False,
+    scales: bool = True,
 ) -> Grid:
     """``factor * sum_{n,l} delta[n,o,l] conj(x_pad[n, g C_g + c, l s + k d])`` for ``o`` in
     ``rows`` and ``c K + k`` in ``columns``, and ``bias_factor * sum_{n,l} delta[n,o,l]``
     for ``o`` in ``rows``: matrix products over blocks of the batch and length, exact,
-    rounded once."""
+    rounded once (the error scales zero unless ``scales``)."""
     g = geometry
     out_g = g.out_channels // g.groups
     width = len(columns) + 1  # a column of ones: the bias gradient
@@ -613,7 +624,7 @@ def weight_grad_grid(
     factors[0, -1] = bias_factor if bias_factor is not None else 0.0
     values = [np.empty((len(rows), width)) for _ in range(n_parts)]
     held = [np.empty((len(rows), width)) for _ in range(n_parts)]
-    scales = np.empty((len(rows), width))
+    error_scales = np.zeros((len(rows), width))
     for group in np.unique(rows // out_g):
         mine = np.flatnonzero(rows // out_g == group)
         stream = _Stream(g, rows[mine], columns, int(group), length, gradient, patches)
@@ -626,14 +637,15 @@ def weight_grad_grid(
             values[part][mine] = _round_columns(limbs[part], frame, factors, target)
             if unscaled:
                 held[part][mine] = _round_columns(limbs[part], frame, np.ones((1, width)), target)
-        scales[mine] = _grid_scales(stream, bits, np.abs(factors))
+        if scales:
+            error_scales[mine] = _grid_scales(stream, bits, np.abs(factors))
     weight = Sums([v[:, :-1].reshape(-1) for v in values],
                   [v[:, :-1].reshape(-1) for v in held] if unscaled else None,
-                  scales[:, :-1].reshape(-1))  # fmt: skip
+                  error_scales[:, :-1].reshape(-1))  # fmt: skip
     bias = None
     if bias_factor is not None:
         bias = Sums([v[:, -1] for v in values], [v[:, -1] for v in held] if unscaled else None,
-                    scales[:, -1])  # fmt: skip
+                    error_scales[:, -1])  # fmt: skip
     return Grid(weight, bias)
 
 

@@ -482,6 +482,41 @@ def _take_special(
     return result
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A case's inputs as the sums take them: float64 parts with inf and NaN set to zero,
+    the input padded, and the magnitudes (``|re| + |im|``) of each."""
+
+    x_pad: Parts
+    w: Parts
+    b: Parts | None
+    delta: Parts
+    abs_x_pad: Parts
+    abs_w: Parts
+    abs_b: Parts | None
+    abs_delta: Parts
+
+
+def prepare(
+    x: npt.NDArray[Any],
+    w: npt.NDArray[Any],
+    b: npt.NDArray[Any] | None,
+    delta: npt.NDArray[Any],
+    geometry: Conv1dGeometry,
+) -> Prepared:
+    """The inputs of :func:`expected_results` as :class:`Prepared`."""
+    return Prepared(
+        x_pad=_pad(_finite(_parts(x)), geometry),
+        w=_finite(_parts(w)),
+        b=None if b is None else _finite(_parts(b)),
+        delta=_finite(_parts(delta)),
+        abs_x_pad=_pad(_finite((_l1(x), None)), geometry),
+        abs_w=_finite((_l1(w), None)),
+        abs_b=None if b is None else _finite((_l1(b), None)),
+        abs_delta=_finite((_l1(delta), None)),
+    )
+
+
 def expected_results(
     x: npt.NDArray[Any],
     w: npt.NDArray[Any],
@@ -511,56 +546,78 @@ def expected_results(
     dtype = target or np.dtype(x.dtype).name
     part = _PART_TARGET[dtype]
     g = geometry
-    x_pad, w_parts = _pad(_finite(_parts(x)), g), _finite(_parts(w))
-    d_parts = _finite(_parts(delta))
-    b_parts = None if b is None else _finite(_parts(b))
-    abs_x_pad = _pad(_finite((_l1(x), None)), g)
-    abs_w, abs_d = _finite((_l1(w), None)), _finite((_l1(delta), None))
-    abs_b = None if b is None else _finite((_l1(b), None))
+    inputs = prepare(x, w, b, delta, g)
     done = step or (lambda: None)
     keep: dict[str, list[Float]] | None = None
     if unscaled_out is not None:
         keep = {"output": [], "grad_input": [], "gradients": []}
     with np.errstate(all="ignore"):
         output = forward(
-            x_pad, w_parts, b_parts, g, scales.output, part, memory,
+            inputs.x_pad, inputs.w, inputs.b, g, scales.output, part, memory,
             None if keep is None else keep["output"],
         )  # fmt: skip
         done()
-        output_scale = forward(abs_x_pad, abs_w, abs_b, g, abs(scales.output), ERROR_SCALE, memory)
+        output_scale = forward(inputs.abs_x_pad, inputs.abs_w, inputs.abs_b, g,
+                               abs(scales.output), ERROR_SCALE, memory)  # fmt: skip
         done()
         grad_input = input_grad(
-            d_parts, w_parts, g, scales.grad_input, part, memory,
+            inputs.delta, inputs.w, g, scales.grad_input, part, memory,
             None if keep is None else keep["grad_input"],
         )  # fmt: skip
         done()
-        grad_input_scale = input_grad(abs_d, abs_w, g, abs(scales.grad_input), ERROR_SCALE, memory)
+        grad_input_scale = input_grad(inputs.abs_delta, inputs.abs_w, g,
+                                      abs(scales.grad_input), ERROR_SCALE, memory)  # fmt: skip
         done()
         bias_factor = None if b is None else scales.grad_bias
         abs_bias_factor = None if b is None else abs(scales.grad_bias)
         grad_weight, grad_bias = weight_grad(
-            d_parts, x_pad, g, scales.grad_weight, part, bias_factor, memory,
+            inputs.delta, inputs.x_pad, g, scales.grad_weight, part, bias_factor, memory,
             None if keep is None else keep["gradients"],
         )  # fmt: skip
         done()
         grad_weight_scale, grad_bias_scale = weight_grad(
-            abs_d, abs_x_pad, g, abs(scales.grad_weight), ERROR_SCALE, abs_bias_factor, memory
-        )
+            inputs.abs_delta, inputs.abs_x_pad, g, abs(scales.grad_weight), ERROR_SCALE,
+            abs_bias_factor, memory,
+        )  # fmt: skip
         done()
     results = {
-        "output": (_combine(output, dtype), output_scale[0]),
-        "grad_input": (_combine(grad_input, dtype), grad_input_scale[0]),
-        "grad_weight": (_combine(grad_weight, dtype), grad_weight_scale[0]),
+        "output": (output, output_scale[0]),
+        "grad_input": (grad_input, grad_input_scale[0]),
+        "grad_weight": (grad_weight, grad_weight_scale[0]),
     }
     if grad_bias is not None and grad_bias_scale is not None:
-        results["grad_bias"] = (_combine(grad_bias, dtype), grad_bias_scale[0])
-    if unscaled_out is not None and keep is not None:
+        results["grad_bias"] = (grad_bias, grad_bias_scale[0])
+    unscaled = None
+    if keep is not None:
         n_parts = len(output)
-        unscaled_out["output"] = _combine(keep["output"], dtype)
-        unscaled_out["grad_input"] = _combine(keep["grad_input"], dtype)
-        unscaled_out["grad_weight"] = _combine(keep["gradients"][:n_parts], dtype)
-        if grad_bias is not None:
-            unscaled_out["grad_bias"] = _combine(keep["gradients"][n_parts:], dtype)
+        unscaled = {
+            "output": keep["output"],
+            "grad_input": keep["grad_input"],
+            "grad_weight": keep["gradients"][:n_parts],
+            "grad_bias": keep["gradients"][n_parts:],
+        }
+    return finish(results, unscaled, x, w, b, delta, g, scales, dtype, unscaled_out)
+
+
+def finish(
+    results: dict[str, tuple[list[Float], Float]],
+    unscaled: dict[str, list[Float]] | None,
+    x: npt.NDArray[Any],
+    w: npt.NDArray[Any],
+    b: npt.NDArray[Any] | None,
+    delta: npt.NDArray[Any],
+    geometry: Conv1dGeometry,
+    scales: Conv1dScales,
+    dtype: str,
+    unscaled_out: dict[str, npt.NDArray[Any]] | None,
+) -> dict[str, tuple[npt.NDArray[Any], Float]]:
+    """The rounded parts as arrays of ``dtype``, and the IEEE values where terms hold inf
+    or NaN (the sums took them as zero); ``unscaled`` (the same without the factors) goes
+    into ``unscaled_out``."""
+    combined = {name: (_combine(parts, dtype), scale) for name, (parts, scale) in results.items()}
+    if unscaled_out is not None and unscaled is not None:
+        for name in combined:
+            unscaled_out[name] = _combine(unscaled[name], dtype)
     if _nonfinite_inputs(x, w, b, delta):
         factors = {
             "output": scales.output,
@@ -568,13 +625,14 @@ def expected_results(
             "grad_weight": scales.grad_weight,
             "grad_bias": scales.grad_bias,
         }
-        values = _nonfinite(x, w, b, delta, g)
-        magnitudes = _nonfinite(_l1(x), _l1(w), None if b is None else _l1(b), _l1(delta), g)
-        for name, (value, scale) in results.items():
-            results[name] = (
+        values = _nonfinite(x, w, b, delta, geometry)
+        magnitudes = _nonfinite(_l1(x), _l1(w), None if b is None else _l1(b), _l1(delta),
+                                geometry)  # fmt: skip
+        for name, (value, scale) in combined.items():
+            combined[name] = (
                 _take_special(value, values[name], factors[name]),
                 _take_special(scale, magnitudes[name], abs(factors[name])),
             )
             if unscaled_out is not None:
                 unscaled_out[name] = _take_special(unscaled_out[name], values[name], 1.0)
-    return results
+    return combined

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import __version__
-from ..exact import sliced
+from ..exact import filtered, sliced
 from ..formats import FORMATS
 from ..scales import scales_for_geometry
 from ..verdict.conventions import convention_centres, narrow
@@ -176,7 +176,7 @@ def _build(
         return a if batched else a[None]
 
     unscaled: dict[str, npt.NDArray[Any]] | None = {} if narrow(spec.dtype) else None
-    results = sliced.expected_results(
+    results = filtered.expected_results(
         as_batch(arrays["input"]),
         arrays["weight"],
         arrays.get("bias"),

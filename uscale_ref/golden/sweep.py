@@ -40,8 +40,9 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     """About how much memory building ``spec`` takes, and the size of its file, in bytes.
 
     A whole fixture holds every input and result and a float64 error scale per
-    result element; building it takes about three times that (the exact sums'
-    float64 copies and blocks). A compact one holds a few arrays of positions;
+    result element; building it takes about four times that (measured: 3.9 for
+    a float32 layer, 3.7 for float64; the inputs' float64 copies and magnitudes,
+    the float64 sums and their bounds). A compact one holds a few arrays of positions;
     building it draws and cuts whole inputs of up to
     :data:`~uscale_ref.exact.points.WHOLE_ELEMENTS` elements (about 60 bytes each)
     and works in blocks.
@@ -63,7 +64,7 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     item = _itemsize(spec)
     if spec.compact is None:
         size = item * (sum(inputs.values()) + sum(results.values())) + 8 * sum(results.values())
-        return 3 * size + 64 * 2**20, size + 2**16
+        return 4 * size + 64 * 2**20, size + 2**16
     kept = sum(min(spec.compact, n) for n in results.values())
     size = kept * (item + 16) + 2**16
     drawn = sum(min(inputs[name], WHOLE_ELEMENTS) for name in ("input", "grad_output"))
