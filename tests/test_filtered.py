@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from uscale_ref.exact import filtered, points, sliced
+from uscale_ref.exact import filtered, ozaki, points, sliced
 from uscale_ref.golden.fixture import build
 from uscale_ref.golden.suite import CaseSpec
 from uscale_ref.scales import scales_for_geometry
@@ -218,3 +218,31 @@ def test_pairwise_sums_add_each_term_through_few_additions():
     np.testing.assert_array_equal(total.total(), [1000.0] * 3)
     # A binary counter: about log2(count) merges, then the levels left.
     assert filtered._Pairwise.depth(1000) == 20
+
+
+def test_sums_of_zero_terms_settle_as_plus_zero_without_exact_work(monkeypatch):
+    # Half the input channels' rows are zero, and a zero weight row: many sums have
+    # no non-zero term at all, which no bound on a float64 value alone can settle.
+    spec = CaseSpec(dtype="float64", kernel_size=3, batch_size=2, in_channels=4, out_channels=4,
+                    length=50, bias=False)  # fmt: skip
+    x, w, b, d, g, scales = _problem(spec)
+    w = w.copy()
+    w[1] = 0
+    counting = _Counting(monkeypatch)
+    result = _both(x, w, b, d, g, scales)
+    output = result["output"][0]
+    assert (output[:, 1] == 0).all() and not np.signbit(output[:, 1]).any()
+    assert counting.positions == 0
+
+
+@pytest.mark.parametrize("target", ["float64", "float32", "float16", "bfloat16"])
+def test_a_pair_at_zero_with_a_bound_is_not_settled(target):
+    # The value may be any number within the bound of zero: even the smallest
+    # subnormal is further from zero than half of zero's gap.
+    smallest = {"float64": 2.0**-1074, "float32": 2.0**-149, "float16": 2.0**-24,
+                "bfloat16": 2.0**-133}[target]  # fmt: skip
+    zero = np.zeros(4)
+    left_out = np.array([0.0, smallest / 4, smallest, 2.0**-20])  # (2**-1076 is 0)
+    result, decided = ozaki.round_bounded(zero, zero, left_out, 1.0, target)
+    assert decided.tolist() == [True, True, False, False]
+    assert not result.any()

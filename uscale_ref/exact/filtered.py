@@ -529,6 +529,11 @@ def _settle(
         if held:
             keep, open_held = route.fine(True)
             open_ |= open_held
+        # Every term zero: the sum is +0, which the pair's bound alone cannot tell.
+        nothing = estimate.magnitude == 0
+        open_ &= ~nothing
+        for part in [*values, *(keep or [])]:
+            part[nothing] = 0.0
     elif target != "float64":
         values, open_ = _by_rows(lambda rows: _values_at(estimate, rows, factor, target),
                                  estimate.magnitude.shape, len(estimate.sums))  # fmt: skip

@@ -241,7 +241,8 @@ def _two_prod(a: Float, b: Float) -> tuple[Float, Float]:
 def _gaps(value: Float, target: Target) -> tuple[Float, Float]:
     """The distances from ``value`` (in ``target``) to its neighbours below and above."""
     magnitude = np.abs(value)
-    exponent = np.frexp(magnitude)[1] - 1
+    # Zero's neighbours are the smallest subnormals: its binade is the lowest one.
+    exponent = np.where(magnitude == 0, target.min_exponent, np.frexp(magnitude)[1] - 1)
     binade = np.maximum(exponent, target.min_exponent)
     quantum = np.ldexp(1.0, (binade - (target.precision - 1)).astype(np.int32))
     on_power = (magnitude == np.ldexp(1.0, exponent.astype(np.int32))) & (
