@@ -15,11 +15,14 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from uscale_ref.exact import filtered, ozaki, points, sliced
 from uscale_ref.golden.fixture import build
 from uscale_ref.golden.suite import CaseSpec
 from uscale_ref.scales import scales_for_geometry
+from uscale_ref.testing.strategies import case_specs
 
 DTYPES = ["float32", "float64", "complex64", "complex128", "float16", "bfloat16", "complex32"]
 GEOMETRIES = [
@@ -246,3 +249,52 @@ def test_a_pair_at_zero_with_a_bound_is_not_settled(target):
     result, decided = ozaki.round_bounded(zero, zero, left_out, 1.0, target)
     assert decided.tolist() == [True, True, False, False]
     assert not result.any()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_results_near_and_beyond_the_largest_number_give_the_exact_routes_bytes(dtype):
+    spec = CaseSpec(dtype=dtype, kernel_size=3, batch_size=2, in_channels=8, out_channels=4,
+                    length=30, padding=1)  # fmt: skip
+    x, w, b, d, g, scales = _problem(spec)
+    largest = float(np.finfo(np.float16).max if dtype == "float16" else np.finfo(np.float32).max)
+    # Sums around the largest finite number: some round to it, some overflow to inf.
+    x = (x * np.float32(np.sqrt(largest) * 2)).astype(x.dtype)
+    w = (w * np.float32(np.sqrt(largest) * 2)).astype(w.dtype)
+    result = _both(x, w, b, d, g, scales)
+    assert np.isinf(result["output"][0]).any() and np.isfinite(result["output"][0]).any()
+
+
+@pytest.mark.parametrize(
+    "geometry",
+    [dict(kernel_size=1, batch_size=2, in_channels=3, out_channels=2, length=9),
+     dict(kernel_size=5, batch_size=3, in_channels=2, out_channels=2, length=5),
+     dict(kernel_size=3, batch_size=1, in_channels=2, out_channels=2, length=7, dilation=3)],
+)  # fmt: skip
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
+def test_one_tap_and_one_output_give_the_exact_routes_bytes(dtype, geometry):
+    _both(*_problem(CaseSpec(dtype=dtype, **geometry)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    spec=case_specs(DTYPES, max_channels=6, max_length=40, max_kernel=6),
+    power=st.integers(-60, 60),
+    integers=st.booleans(),
+)
+def test_drawn_problems_give_the_exact_routes_bytes(spec, power, integers):
+    x, w, b, d, g, scales = _problem(spec)
+    if integers:  # ties and exact cancellations, which the bound cannot settle
+        x, d = np.round(x * 2).astype(x.dtype), np.round(d * 2).astype(d.dtype)
+    x = (x * np.float32(2.0**power)).astype(x.dtype)
+    _both(x, w, b, d, g, scales, spec.dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_a_layer_large_enough_to_leave_elements_open_gives_the_exact_routes_bytes(
+    dtype, monkeypatch
+):
+    spec = CaseSpec(dtype=dtype, kernel_size=9, batch_size=2, in_channels=64, out_channels=64,
+                    length=1500, padding="same")  # fmt: skip
+    counting = _Counting(monkeypatch)
+    _both(*_problem(spec))
+    assert counting.positions > 0
