@@ -285,7 +285,8 @@ def test_drawn_problems_give_the_exact_routes_bytes(spec, power, integers):
     x, w, b, d, g, scales = _problem(spec)
     if integers:  # ties and exact cancellations, which the bound cannot settle
         x, d = np.round(x * 2).astype(x.dtype), np.round(d * 2).astype(d.dtype)
-    x = (x * np.float32(2.0**power)).astype(x.dtype)
+    with np.errstate(over="ignore"):  # float16 inputs may overflow to inf: they may
+        x = (x * np.float32(2.0**power)).astype(x.dtype)
     _both(x, w, b, d, g, scales, spec.dtype)
 
 

@@ -40,9 +40,9 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     """About how much memory building ``spec`` takes, and the size of its file, in bytes.
 
     A whole fixture holds every input and result and a float64 error scale per
-    result element; building it takes about four times that (measured: 3.9 for
-    a float32 layer, 3.7 for float64; the inputs' float64 copies and magnitudes,
-    the float64 sums and their bounds). A compact one holds a few arrays of positions;
+    result element; building it takes up to about four times that (measured: 3.5
+    for a float32 layer, 3.1 for float64: the inputs' float64 copies and
+    magnitudes, the float64 sums, the file's bytes). A compact one holds a few arrays of positions;
     building it draws and cuts whole inputs of up to
     :data:`~uscale_ref.exact.points.WHOLE_ELEMENTS` elements (about 60 bytes each)
     and works in blocks.
