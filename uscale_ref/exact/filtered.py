@@ -217,8 +217,9 @@ def _correlate(x_pad: Float, w: Float, g: Conv1dGeometry, memory: int) -> Float:
     out = np.empty((g.batch_size, g.out_channels, g.out_length))
     for items in _items(g, 2 * (g.in_channels + g.out_channels) * g.out_length, memory):
         block = out[items].reshape(-1, g.groups, g.out_channels // g.groups, g.out_length)
+        product = np.empty_like(block)
         for k in range(g.kernel_size):
-            product = np.matmul(_weight_tap(w, g, k), _taps(x_pad[items], g, k))
+            np.matmul(_weight_tap(w, g, k), _taps(x_pad[items], g, k), out=product)
             if k == 0:
                 block[...] = product
             else:
@@ -236,11 +237,11 @@ def _spread(delta: Float, w: Float, g: Conv1dGeometry, memory: int) -> Float:
     for items in _items(g, per_item, memory):
         d = delta[items].reshape(-1, g.groups, g.out_channels // g.groups, g.out_length)
         padded = np.zeros((d.shape[0], g.groups, g.fan_in, length))
+        product = np.empty((d.shape[0], g.groups, g.fan_in, g.out_length))
         for k in range(g.kernel_size):
             start = k * g.dilation
-            padded[..., start : start + span : g.stride] += np.matmul(
-                _weight_tap(w, g, k, transpose=True), d
-            )
+            np.matmul(_weight_tap(w, g, k, transpose=True), d, out=product)
+            padded[..., start : start + span : g.stride] += product
         out[items] = padded.reshape(d.shape[0], g.in_channels, length)[
             :, :, g.pad_left : g.pad_left + g.in_length
         ]
@@ -249,19 +250,28 @@ def _spread(delta: Float, w: Float, g: Conv1dGeometry, memory: int) -> Float:
 
 class _Pairwise:
     """Adds arrays as a balanced binary tree (a binary counter of partial sums), so that
-    each passes through at most about ``2 log2(count)`` additions: :meth:`depth`."""
+    each passes through at most about ``2 log2(count)`` additions: :meth:`depth`. The
+    terms become its own (it adds into them); :meth:`buffer` hands back a spent one."""
 
     def __init__(self) -> None:
         self.levels: list[Float | None] = []
+        self.spent: list[Float] = []
 
     def add(self, term: Float) -> None:
         for level, held in enumerate(self.levels):
             if held is None:
                 self.levels[level] = term
                 return
-            term = held + term
-            self.levels[level] = None
+            held += term
+            self.spent.append(term)
+            term, self.levels[level] = held, None
         self.levels.append(term)
+
+    def buffer(self, shape: tuple[int, ...]) -> Float:
+        """An array of ``shape`` to put the next term in (a spent term when there is one)."""
+        if self.spent and self.spent[-1].shape == shape:
+            return self.spent.pop()
+        return np.empty(shape)
 
     def total(self) -> Float:
         held = [a for a in self.levels if a is not None]
@@ -290,13 +300,18 @@ def _gradient(delta: Float, x_pad: Float, g: Conv1dGeometry) -> Float:
     out_g = g.out_channels // g.groups
     total = _Pairwise()
     taps = np.arange(g.kernel_size) * g.dilation
+    item, rows = -1, np.empty(0)
     for n, chunk in _chunks(g):
+        if n != item:  # the item's positions as rows of channels, to gather whole rows
+            item = n
+            rows = np.ascontiguousarray(x_pad[n].reshape(g.groups, g.fan_in, -1).transpose(0, 2, 1))
         d = delta[n, :, chunk].reshape(g.groups, out_g, -1)
         reads = np.arange(chunk.start, chunk.stop)[:, None] * g.stride + taps[None, :]
-        x = x_pad[n].reshape(g.groups, g.fan_in, -1)[:, :, reads]  # (G, C_g, chunk, K)
-        patches = x.transpose(0, 2, 1, 3).reshape(g.groups, reads.shape[0], -1)
-        total.add(np.matmul(d, patches))
-    return total.total().reshape(g.out_channels, -1)
+        patches = rows[:, reads].reshape(g.groups, reads.shape[0], -1)  # (G, chunk, K C_g)
+        total.add(np.matmul(d, patches, out=total.buffer((g.groups, out_g, patches.shape[2]))))
+    by_tap = total.total().reshape(g.out_channels, g.kernel_size, g.fan_in)
+    result: Float = by_tap.transpose(0, 2, 1).reshape(g.out_channels, -1)
+    return result
 
 
 def _bias_gradient(delta: Float, g: Conv1dGeometry) -> Float:

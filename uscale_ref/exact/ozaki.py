@@ -227,19 +227,21 @@ def _two_sum(a: Float, b: Float) -> tuple[Float, Float]:
     return s, (a - (s - virtual)) + (b - virtual)
 
 
-def _two_prod(a: Float, b: Float) -> tuple[Float, Float]:
+def _two_prod(a: Float, b: Float | np.float64) -> tuple[Float, Float]:
     p = a * b
     t = 134217729.0 * a
     a_hi = t - (t - a)
     a_lo = a - a_hi
-    t = 134217729.0 * b
-    b_hi = t - (t - b)
+    u = 134217729.0 * b
+    b_hi = u - (u - b)
     b_lo = b - b_hi
     return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 
 
 def _gaps(value: Float, target: Target) -> tuple[Float, Float]:
     """The distances from ``value`` (in ``target``) to its neighbours below and above."""
+    if target.name == "float64":  # the neighbours themselves (their differences are exact)
+        return value - np.nextafter(value, -np.inf), np.nextafter(value, np.inf) - value
     magnitude = np.abs(value)
     # Zero's neighbours are the smallest subnormals: its binade is the lowest one.
     exponent = np.where(magnitude == 0, target.min_exponent, np.frexp(magnitude)[1] - 1)
@@ -323,8 +325,8 @@ def round_bounded(
     """
     spec = TARGETS[target]
     frame = np.broadcast_to(frame, np.shape(hi))
-    p, e = _two_prod(hi, np.full(np.shape(hi), factor))
-    q, q_dropped = _two_prod(lo, np.full(np.shape(hi), factor))
+    p, e = _two_prod(hi, np.float64(factor))  # the factor split once, not per element
+    q, q_dropped = _two_prod(lo, np.float64(factor))
     t, t_dropped = _two_sum(e, q)
     hi, lo = _two_sum(p, t)
     bound = (left_out * abs(factor) + np.abs(q_dropped) + np.abs(t_dropped)) * (1 + 2**-40)
