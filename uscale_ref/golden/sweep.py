@@ -40,8 +40,8 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     """About how much memory building ``spec`` takes, and the size of its file, in bytes.
 
     A whole fixture holds every input and result and a float64 error scale per
-    result element; building it takes up to about four times that (measured: 3.5
-    for a float32 layer, 3.1 for float64: the inputs' float64 copies and
+    result element; building it takes up to about four times that (measured: 3.6
+    for a float32 layer, 3.2 for float64: the inputs' float64 copies and
     magnitudes, the float64 sums, the file's bytes). A compact one holds a few arrays of positions;
     building it draws and cuts whole inputs of up to
     :data:`~uscale_ref.exact.points.WHOLE_ELEMENTS` elements (about 60 bytes each)
