@@ -299,3 +299,16 @@ def test_a_layer_large_enough_to_leave_elements_open_gives_the_exact_routes_byte
     counting = _Counting(monkeypatch)
     _both(*_problem(spec))
     assert counting.positions > 0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "complex128", "float32"])
+def test_inputs_spanning_many_binades_give_the_exact_routes_bytes(dtype):
+    # Elements from about 2**-120 to 2**120 in one array: the bound, set by the largest
+    # terms, leaves the small sums open; they are computed exactly (or the whole sum is).
+    spec = CaseSpec(dtype=dtype, kernel_size=3, batch_size=2, in_channels=5, out_channels=4,
+                    length=60, padding="same")  # fmt: skip
+    x, w, b, d, g, scales = _problem(spec)
+    rng = np.random.default_rng(11)
+    x = (x * 2.0 ** rng.integers(-120, 120, x.shape)).astype(x.dtype)
+    d = (d * 2.0 ** rng.integers(-120, 120, d.shape)).astype(d.dtype)
+    _both(x, w, b, d, g, scales)
