@@ -7,6 +7,9 @@
   arrays on them, blocked so that memory stays bounded;
 - :mod:`uscale_ref.exact.points`: the same sums at chosen positions only,
   from inputs generated where they are needed (compact fixtures);
+- :mod:`uscale_ref.exact.filtered`: the same bytes for whole arrays, faster:
+  float64 sums with a proven error bound, exact (``points``) only where the
+  bound leaves the rounding open (whole fixtures);
 - :mod:`uscale_ref.exact.doubledouble`: a second, element-wise route to the
   same values (double-double sums), kept as an independent check.
 
