@@ -538,9 +538,8 @@ def _settle(
     )
     if too_open(open_scale):
         scale, open_scale = route.exact_scale(), np.zeros_like(open_scale)
-    open_ = np.zeros_like(open_scale)
-    exactly = target == "float64" and route.fine is None
-    if target == "float64" and route.fine is not None:
+    if target == "float64":
+        assert route.fine is not None  # it applies wherever there is an estimate
         values, open_ = route.fine(False)
         if held:
             keep, open_held = route.fine(True)
@@ -550,14 +549,14 @@ def _settle(
         open_ &= ~nothing
         for part in [*values, *(keep or [])]:
             part[nothing] = 0.0
-    elif target != "float64":
+    else:
         values, open_ = _by_rows(lambda rows: _values_at(estimate, rows, factor, target),
                                  estimate.magnitude.shape, len(estimate.sums))  # fmt: skip
         if held:
             keep, open_held = _by_rows(lambda rows: _values_at(estimate, rows, 1.0, target),
                                        estimate.magnitude.shape, len(estimate.sums))  # fmt: skip
             open_ |= open_held
-    if exactly or too_open(open_):
+    if too_open(open_):
         keep = [] if held else None
         values, open_ = route.exact(keep), np.zeros_like(open_)
     result = _Result(values, scale, keep)
