@@ -62,21 +62,23 @@ def test_tf32_multiplicands_are_named(rounding, named):
 def test_precision_mistakes_are_named(dtype, name, named):
     case = fixture(dtype, in_channels=128)
     results = mutant(name).make(case, CORRECT["uscale_ref"](case))
-    assert cause(case, results).startswith(named)
+    assert named in cause(case, results)
 
 
 def test_a_small_scale_error_is_named_with_its_factor():
     case = fixture("float32")
     results = mutant("output scale x (1 + 0.0001)").make(case, CORRECT["uscale_ref"](case))
-    assert cause(case, results) == (
-        "output: a scale off by a factor 1 + 1.0e-04 (the rest of the result is right)"
-    )
+    text = cause(case, results)
+    assert text.startswith("output: a scale off by a factor 1 + 1.0e-04 ± ")
+    assert text.endswith(" (the rest of the result is right)")
 
 
 def test_half_the_answer_is_a_factor_of_a_half():
     case = fixture("float64")
     results = mutant("returns half the answer").make(case, CORRECT["uscale_ref"](case))
-    assert "off by a factor 0.5 (a wrong scale)" in cause(case, results)
+    text = cause(case, results)
+    assert "output, grad_input, grad_weight: off by a factor 0.5 ± " in text
+    assert "(a wrong scale)" in text
 
 
 def test_a_wrong_tile_of_channels_is_named_by_its_channels():
@@ -84,7 +86,9 @@ def test_a_wrong_tile_of_channels_is_named_by_its_channels():
     results = CORRECT["uscale_ref"](case)
     results["output"] = stored(case, results["output"].astype(np.float64))
     results["output"][:, 64:128] *= np.float32(1 + 3e-4)
-    assert cause(case, results) == "output channels 64..127 wrong (128 of 192 right)"
+    text = cause(case, results)
+    assert text.startswith("output at o in 64..127: a scale off by a factor 1 + 3.0e-04 ± ")
+    assert text.endswith("; the rest is right")
 
 
 def test_an_unexplained_precision_loss_says_so():
@@ -94,7 +98,7 @@ def test_an_unexplained_precision_loss_says_so():
     noisy = results["output"].astype(np.float64)
     noisy *= 1 + 1e-4 * rng.standard_normal(noisy.shape)
     results["output"] = noisy.astype(np.float32)
-    assert cause(case, results) == NO_CAUSE
+    assert cause(case, results).startswith(NO_CAUSE)
 
 
 def test_the_runner_names_tf32_end_to_end_and_tf32_precision_passes_it():

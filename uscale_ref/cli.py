@@ -186,7 +186,7 @@ def _golden_check(args: argparse.Namespace) -> int:
             picture = verdict.plot(folder / f"{verdict.case_id}.png")
             if not verdict.passed:
                 print(f"  picture: {picture}")
-    known = {cause for cause in causes.values() if cause != NO_CAUSE}
+    known = {cause for cause in causes.values() if NO_CAUSE not in cause}
     if len(causes) > 1 and len(known) == 1 and len(known) == len(set(causes.values())):
         print(f"every failing case is explained by one mistake: {known.pop()}")
     arrays = [report for verdict in verdicts for report in verdict.arrays]

@@ -47,6 +47,15 @@ UNIT_ROUNDOFF = {
     "float32": 2.0**-24,
     "float64": 2.0**-53,
 }
+#: The smallest positive (subnormal) number of each format: below the smallest normal,
+#: rounding errs by up to half of it, whatever the value's size.
+SMALLEST_SUBNORMAL = {
+    "float16": 2.0**-24,
+    "bfloat16": 2.0**-133,
+    "tf32": 2.0**-136,
+    "float32": 2.0**-149,
+    "float64": 2.0**-1074,
+}
 #: Significant bits of each format (the unit roundoff is ``2 ** -bits``).
 SIGNIFICANT_BITS = {name: -int(math.log2(u)) for name, u in UNIT_ROUNDOFF.items()}
 #: The format each case dtype's values (and each part of a complex value) are rounded to.
@@ -130,8 +139,9 @@ class Rule:
 
     @property
     def u_acc(self) -> float:
-        """The accumulation format's unit roundoff."""
-        return UNIT_ROUNDOFF[self.accumulate]
+        """The accumulation format's unit roundoff (``2 ** -p`` for an accumulator named
+        ``"p bits"``)."""
+        return accumulation_roundoff(self.accumulate)
 
     @property
     def bits(self) -> int:
@@ -169,35 +179,72 @@ class Rule:
         standing for the exact value)."""
         return self.complex_factor * OUTPUT_ROUNDINGS * (1 + OUTPUT_ROUNDINGS * self.u_out)
 
+    @property
+    def eta_out(self) -> float:
+        """The output format's smallest subnormal."""
+        return SMALLEST_SUBNORMAL[self.output_format]
+
+    @property
+    def eta_acc(self) -> float:
+        """The accumulation format's smallest subnormal (a ``"p bits"`` accumulator has
+        float32's range)."""
+        if self.accumulate in SMALLEST_SUBNORMAL:
+            return SMALLEST_SUBNORMAL[self.accumulate]
+        return 2.0**-126 * 2 * self.u_acc
+
+    def absolute(self, terms: int, scale: float) -> float:
+        """What roundings below the smallest normal may cost, whatever the values' size:
+        ``c (eta_out (|s| + 1) + (terms + 2) eta_acc |s| / 2)``. A kernel may round the sum
+        and the sum plus bias to the output format before the scale ``s`` multiplies them
+        (half a subnormal spacing each, times ``|s|``), then the product, and the fixture
+        rounds once (half a spacing each); each of its sum's roundings costs half the
+        accumulation format's spacing."""
+        s = abs(scale) if math.isfinite(scale) else 0.0
+        return self.complex_factor * (
+            self.eta_out * (s + 1) + (self.complex_factor * terms + 2) * self.eta_acc * s / 2
+        )
+
     def bound(
-        self, terms: int, error_scale: npt.NDArray[np.float64], rounded: npt.NDArray[np.float64]
+        self,
+        terms: int,
+        error_scale: npt.NDArray[np.float64],
+        rounded: npt.NDArray[np.float64],
+        scale: float = 1.0,
     ) -> npt.NDArray[np.float64]:
         """The element-wise bound on ``|actual - expected|``:
-        ``accumulation_units(terms) * u_acc * error_scale + output_units * u_out * rounded``.
+        ``accumulation_units(terms) * u_acc * error_scale + output_units * u_out * rounded
+        + absolute(terms, scale)`` (``scale``: the result's scale factor).
         """
         bound: npt.NDArray[np.float64] = (
             self.accumulation_units(terms) * self.u_acc * error_scale
             + self.output_units * self.u_out * rounded
+            + self.absolute(terms, scale)
         )
         return bound
 
     def yardstick(
-        self, terms: int, error_scale: npt.NDArray[np.float64], rounded: npt.NDArray[np.float64]
+        self,
+        terms: int,
+        error_scale: npt.NDArray[np.float64],
+        rounded: npt.NDArray[np.float64],
+        scale: float = 1.0,
     ) -> npt.NDArray[np.float64]:
         """The size of a correct kernel's error on each element (its root mean square, about).
 
-        ``sqrt((u_acc * error_scale)**2 + (u_out * rounded)**2)``: a sum in any
-        order of terms with random signs errs by about ``u_acc`` times their
-        1-norm (0.64 of it for a plain running sum, less for blocked or
-        pairwise sums), and one rounding to the output format by up to
-        ``u_out`` relative. Under ``precision="tf32"``, add
-        ``2 * 2**-11 * error_scale / sqrt(terms)``: independent relative
-        errors of the products grow with the terms' 2-norm, about
-        ``error_scale / sqrt(terms)`` for random terms.
+        ``sqrt((u_acc * error_scale)**2 + (u_out * rounded)**2 + (eta_out (|s| + 1) / 2)**2)``:
+        a sum in any order of terms with random signs errs by about ``u_acc``
+        times their 1-norm (0.64 of it for a plain running sum, less for
+        blocked or pairwise sums), one rounding to the output format by up to
+        ``u_out`` relative, or, below the smallest normal, by half its
+        smallest subnormal ``eta_out`` (before and after the scale ``s``).
+        Under ``precision="tf32"``, add ``2 * 2**-11 * error_scale /
+        sqrt(terms)``: independent relative errors of the products grow with
+        the terms' 2-norm, about ``error_scale / sqrt(terms)`` for random terms.
         """
         accumulation = self.u_acc * error_scale
         rounding = self.u_out * rounded
-        squares = accumulation * accumulation + rounding * rounding
+        subnormal = self.eta_out * (abs(scale) + 1) / 2 if math.isfinite(scale) else 0.0
+        squares = accumulation * accumulation + rounding * rounding + subnormal * subnormal
         if self.precision == "tf32":
             products = 2 * UNIT_ROUNDOFF["tf32"] * error_scale / math.sqrt(max(terms, 1))
             squares = squares + products * products
@@ -259,6 +306,16 @@ class Rule:
         if off:
             text += f"; {', '.join(off)} check{'s' if len(off) > 1 else ''} off"
         return text
+
+
+def accumulation_roundoff(name: str) -> float:
+    """The unit roundoff of a format by name, or of an accumulator of ``"p bits"``."""
+    if name in UNIT_ROUNDOFF:
+        return UNIT_ROUNDOFF[name]
+    count, _, unit = name.partition(" ")
+    if unit == "bits" and count.isdigit() and 2 <= int(count) <= 64:
+        return 2.0 ** -int(count)
+    raise ValueError(f"accumulation {name!r}: expected one of {ACCUMULATIONS} or 'p bits'")
 
 
 def _round_to_format(values: npt.NDArray[np.float64], name: str) -> npt.NDArray[np.float64]:

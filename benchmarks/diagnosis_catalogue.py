@@ -1,0 +1,117 @@
+"""The diagnosis at production size: each mistake of tests/catalogue.py named right, and fast.
+
+For each case (dtype x geometry) this builds the fixture, makes every
+catalogue mistake that applies, judges it (the verdict's own time, the
+mistake's excluded) and diagnoses it, and prints one row per mistake: caught
+or not, named right / not explained / wrong, the time of the judgement and of
+the diagnosis. Correct kernels (uscale_ref in the case's dtype) are judged
+too: they must pass, and so get no cause.
+
+    python benchmarks/diagnosis_catalogue.py [--dtype float32 ...] [--quick] [--json out.jsonl]
+
+The default cases are (8, 256, 1024, 256, 9) float32 and complex64,
+(2, 256, 512, 256, 9) bfloat16 and float16, and (4, 256, 1024, 256, 9) with
+groups=4, stride 2 and dilation 3 in float32 (the mistakes that need groups or
+a stride); ``--quick`` runs sizes a quarter of that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from calibration import CORRECT
+from catalogue import ENTRIES
+
+from uscale_ref import verdict
+from uscale_ref.golden import CaseSpec, Fixture
+from uscale_ref.golden.fixture import build
+from uscale_ref.verdict.diagnosis import NO_CAUSE, diagnose
+
+CASES: list[tuple[str, dict[str, Any]]] = [
+    ("float32", {"batch_size": 8, "in_channels": 256, "length": 1024, "out_channels": 256}),
+    ("complex64", {"batch_size": 8, "in_channels": 256, "length": 1024, "out_channels": 256}),
+    ("bfloat16", {"batch_size": 2, "in_channels": 256, "length": 512, "out_channels": 256}),
+    ("float16", {"batch_size": 2, "in_channels": 256, "length": 512, "out_channels": 256}),
+    ("float32", {"batch_size": 4, "in_channels": 256, "length": 1024, "out_channels": 256,
+                 "groups": 4, "stride": 2, "dilation": 3}),
+]  # fmt: skip
+
+
+def spec_of(dtype: str, sizes: dict[str, Any], quick: bool) -> CaseSpec:
+    sizes = dict(sizes)
+    if quick:
+        for key in ("in_channels", "out_channels", "length"):
+            sizes[key] //= 4
+    dilation = sizes.get("dilation", 1)
+    return CaseSpec(dtype=dtype, kernel_size=9, padding=4 * dilation, suite="diagnosis",
+                    **sizes)  # fmt: skip
+
+
+def verdict_of(case: Fixture, results: dict[str, np.ndarray], name: str) -> dict[str, Any]:
+    start = time.perf_counter()
+    judged = verdict.judge(case, results)
+    judged_s = time.perf_counter() - start
+    row: dict[str, Any] = {"case": case.id, "dtype": case.dtype, "mistake": name,
+                           "caught": not judged.passed, "judge_s": judged_s}  # fmt: skip
+    if judged.passed:
+        row.update(cause=None, diagnose_s=0.0)
+        return row
+    start = time.perf_counter()
+    row["cause"] = diagnose(case, results, [r.name for r in judged.failing])
+    row["diagnose_s"] = time.perf_counter() - start
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", action="append")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows = []
+    for dtype, sizes in CASES:
+        if args.dtype and dtype not in args.dtype:
+            continue
+        spec = spec_of(dtype, sizes, args.quick)
+        arrays, metadata = build(spec)
+        case = Fixture(spec.id, metadata, arrays)
+        print(f"== {case.id}", flush=True)
+        correct = verdict_of(case, CORRECT["uscale_ref"](case), "correct (uscale_ref)")
+        correct["named"] = "passes" if not correct["caught"] else "FALSE FAILURE"
+        rows.append(correct)
+        for entry in ENTRIES:
+            if not entry.applies(case):
+                continue
+            row = verdict_of(case, entry.make(case), entry.name)
+            cause = row["cause"]
+            if not row["caught"]:
+                row["named"] = "not caught"
+            elif NO_CAUSE in cause:
+                row["named"] = "not explained"
+            elif all(words in cause for words in entry.named):
+                row["named"] = "right"
+            else:
+                row["named"] = "WRONG"
+            rows.append(row)
+        for row in rows:
+            if row["case"] != case.id:
+                continue
+            ratio = (row["judge_s"] + row["diagnose_s"]) / max(correct["judge_s"], 1e-9)
+            print(f"{row['mistake'][:60]:<60} {row['named']:<14} judge {row['judge_s']:5.2f} s "
+                  f"diagnose {row['diagnose_s']:5.2f} s ({ratio:4.2f}x a pass)\n"
+                  f"    {row['cause']}", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,463 @@
+"""Naming the likely mistake behind a failing result, and how large it is.
+
+Each failing array is examined on its own (:mod:`.evidence`): its errors on
+every judged element, against the yardstick of a correct kernel, and a
+sample of a few hundred positions, the worst first. The causes are tried in
+this order, and the first that explains the array is named:
+
+1. a classic mistake of the sums (:data:`MISTAKES`: padding, conjugates, the
+   taps' order or one left out, the bias, the groups' channels, stride and
+   dilation, a shift, narrow inputs): the mistake's result is computed at the
+   sampled positions only (:mod:`.terms`) and the kernel's must match it
+   there (the bound doubled, measured on the mistake's own terms), while
+   differing from the right one;
+2. a scale: the factor the errors show (with its standard error) is removed
+   and the rest must be right; a factor that a wrong scale rule gives (a
+   scale missing or applied twice, another constraint, scale powers
+   misapplied, a mean for a sum) is named as such;
+3. a part of the array wrong and the rest right (batch items, channels,
+   taps, positions), with the factor that part is off by when there is one;
+4. sums kept in fewer bits than the rule allows: the width read from the
+   grid the sums lie on, or from the size of the errors
+   (:mod:`.arithmetic`);
+5. otherwise :data:`NO_CAUSE`, with what the evidence shows.
+
+Nothing here computes a whole layer: a failing verdict costs about what a
+passing one does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..precision import ratios
+from ..report import ArrayReport, describe_indices, difference
+from ..rule import MARGIN_BITS, Rule, rule_for
+from . import arithmetic
+from .catalogue import MISTAKES, Mistake, ScaleMistake, rounding, scale_candidates, swapped_groups
+from .evidence import WRONG_SQUARES, Evidence, Part, evidence, fit, uniform, wrong_part
+from .terms import Terms, Variant
+
+if TYPE_CHECKING:
+    from ...golden.fixture import Fixture
+
+__all__ = ["MISTAKES", "NO_CAUSE", "Mistake", "diagnose"]
+
+NO_CAUSE = "no single known mistake explains this"
+#: The worst sampled positions a mistake is tried on first (most fail there at once).
+HEAD = 16
+#: Sampled positions a mistake is tried on inside a wrong part.
+SAMPLE_INSIDE = 128
+#: A scale factor is told from zero when this many standard errors away.
+SIGNIFICANT = 8.0
+#: Format names of accumulator widths, for the words.
+_WIDTHS = {8: "bfloat16", 11: "float16", 24: "float32", 53: "float64"}
+
+
+def _terms(case: Fixture) -> Terms:
+    from ...exact.points import ArraySource
+
+    spec = case.spec
+    if case.compact:
+        from ...golden.inputs import SeededSource
+
+        source: Any = SeededSource(spec)
+    else:
+        source = ArraySource(dict(case.inputs))
+    scales = {name: float(value) for name, value in case.metadata["scales"].items()}
+    return Terms(source, spec.geometry, scales, case.storage_dtype.startswith("complex"))
+
+
+# -- matching a prediction ---------------------------------------------------------------------
+
+
+def fits(
+    ev: Evidence,
+    index: npt.NDArray[np.int64],
+    predicted: npt.NDArray[Any],
+    magnitude: npt.NDArray[np.float64],
+    rule: Rule | None = None,
+) -> bool:
+    """Whether the kernel's values at ``index`` (into the judged elements) pass as a
+    result whose exact values are ``predicted``: within twice the bound (the kernel's own
+    rounding comes on top), measured on ``magnitude`` (at least the case's error scale),
+    and no less precise than the precision check asks."""
+    rule = rule or ev.rule
+    with np.errstate(all="ignore"):
+        error = np.abs(difference(ev.kernel[index], predicted))
+        scale = np.maximum(magnitude, ev.error_scale[index])
+        rounded = np.maximum(ev.rounded[index], np.abs(predicted))
+        bound = 2 * rule.bound(ev.terms, scale, rounded, ev.scale)
+        if not np.all((error <= bound) | (error == 0)):
+            return False
+        ratio = ratios(error, rule.yardstick(ev.terms, scale, rounded, ev.scale))
+    return bool(np.mean(ratio * ratio) <= WRONG_SQUARES)
+
+
+def _visible(ev: Evidence, index: npt.NDArray[np.int64], predicted: npt.NDArray[Any]) -> bool:
+    """Whether ``predicted`` is itself wrong, as the verdict sees it: beyond the bound
+    somewhere, or less precise than the precision check allows."""
+    with np.errstate(all="ignore"):
+        change = np.abs(difference(predicted, ev.expected[index]))
+        ratio = ratios(change, ev.yardstick[index])
+    return bool(np.any(change > ev.bound[index]) or np.mean(ratio * ratio) > WRONG_SQUARES)
+
+
+def _makes(
+    ev: Evidence,
+    terms: Terms,
+    variant: Variant,
+    rule: Rule | None = None,
+    edge: int = 0,
+    sample: npt.NDArray[np.int64] | None = None,
+) -> bool:
+    """Whether a kernel forming ``variant``'s terms gives this array: tried on the worst
+    positions first, then on the whole sample. ``edge``: leave out the first (1) or last
+    (-1) position of each row, where a shifted result holds what the kernel rolled in."""
+    sample = ev.sample if sample is None else sample
+    if edge:
+        position = ev.groups.coords[-1][sample]
+        last = ev.groups.layout.shape[-1] - 1
+        sample = sample[position != (0 if edge > 0 else last)]
+    for index in (sample[:HEAD], sample):
+        predicted, magnitude = terms.evaluate(ev.name, ev.groups.flat[index], variant)
+        if not fits(ev, index, predicted, magnitude, rule):
+            return False
+    return _visible(ev, sample, predicted)
+
+
+# -- the causes, in order ----------------------------------------------------------------------
+
+
+def _structural(
+    ev: Evidence, terms: Terms, case: Fixture, sample: npt.NDArray[np.int64] | None = None
+) -> str | None:
+    """The first classic mistake the array (or its ``sample``) matches."""
+    geometry = terms.geometry
+    for mistake in [*MISTAKES, *_group_swaps(ev, geometry)]:
+        if ev.name not in mistake.arrays:
+            continue
+        variant = mistake.variant(geometry, case)
+        if variant is not None and _makes(ev, terms, variant, edge=mistake.edge,
+                                          sample=sample):  # fmt: skip
+            return mistake.description
+    if sample is not None:
+        return None
+    if ev.rule.output_format == "float64" and ev.bits() <= 24 + 2 * MARGIN_BITS:
+        narrow = Rule(ev.rule.dtype, "float32", ev.rule.precision, ev.rule.checks)
+        if _makes(ev, terms, Variant(operands=rounding("float32")), narrow):
+            return (
+                "computes in float32: the results pass as those of a float32 kernel "
+                "(inputs or sums in float32)"
+            )
+    return None
+
+
+def _group_swaps(ev: Evidence, geometry: Any) -> list[Mistake]:
+    """Two groups' weight blocks swapped, when the wrong rows are those of two groups."""
+    groups = geometry.groups
+    if not 1 < groups <= 64 or ev.name == "grad_bias":
+        return []
+    row_axis = ev.axes.index(ev.groups.layout.row) if ev.groups.layout.row else None
+    if row_axis is None:
+        return []
+    per_index = ev.by_index(row_axis)
+    per_group = ev.groups.layout.shape[row_axis] // groups
+    wrong_rows = np.flatnonzero(per_index > WRONG_SQUARES)
+    wrong = sorted({int(r) // per_group for r in wrong_rows})
+    if len(wrong) != 2:
+        return []
+    return [swapped_groups(geometry, wrong[0], wrong[1])]
+
+
+def _scaled_fits(ev: Evidence, factor: float, where: npt.NDArray[np.bool_] | None) -> bool:
+    """Whether the kernel is ``factor`` times the right result (where ``where`` holds), up to
+    a correct kernel's rounding."""
+    kernel, expected = ev.kernel, ev.expected
+    scale, rounded = ev.error_scale, ev.rounded
+    if where is not None:
+        kernel, expected = kernel[where], expected[where]
+        scale, rounded = scale[where], rounded[where]
+    with np.errstate(all="ignore"):
+        error = np.abs(difference(kernel, factor * expected))
+        bound = 2 * ev.rule.bound(
+            ev.terms, abs(factor) * scale, abs(factor) * rounded, factor * ev.scale
+        )
+        if not np.all((error <= bound) | (error == 0)):
+            return False
+        yardstick = ev.rule.yardstick(
+            ev.terms, abs(factor) * scale, abs(factor) * rounded, factor * ev.scale
+        )
+        ratio = ratios(error, yardstick)
+    return bool(ratio.size and np.mean(ratio * ratio) <= WRONG_SQUARES)
+
+
+def _factor_text(beta: float, spread: float) -> str:
+    if abs(beta) < 0.1:
+        sign = "+" if beta > 0 else "-"
+        return f"a scale off by a factor 1 {sign} {abs(beta):.1e} ± {spread:.1g}"
+    return f"off by a factor {1 + beta:.4g} ± {spread:.1g} (a wrong scale)"
+
+
+@dataclass(frozen=True)
+class _Factor:
+    """A whole array off by a factor: the words for it, and what a wrong scale rule would
+    have to give (``named``, when one does)."""
+
+    beta: float
+    spread: float
+    named: str | None
+
+    @property
+    def text(self) -> str:
+        if self.named:
+            return self.named
+        return f"{_factor_text(self.beta, self.spread)} (the rest of the result is right)"
+
+    def same(self, other: _Factor) -> bool:
+        slack = SIGNIFICANT * (self.spread + other.spread)
+        return abs(self.beta - other.beta) <= slack + 1e-12 * abs(self.beta)
+
+
+def _scale(ev: Evidence, candidates: Sequence[ScaleMistake]) -> _Factor | None:
+    fitted = fit(ev, None)
+    if fitted is None:
+        return None
+    beta, spread = fitted
+    if ev.off(beta, spread) <= SIGNIFICANT or not _scaled_fits(ev, 1 + beta, None):
+        return None
+    if not uniform(ev, beta):
+        return None  # some parts are off by more than others: not one scale
+    slack = SIGNIFICANT * spread + 2 * ev.rule.u_out
+    for candidate in candidates:
+        factor = candidate.factor
+        if candidate.array == ev.name and abs(1 + beta - factor) <= slack * factor:
+            return _Factor(beta, spread, f"{candidate.description} (a factor {factor:.6g})")
+    return _Factor(beta, spread, None)
+
+
+_WORDS = {"n": "batch item", "o": "output channel", "c": "input channel", "l": "position",
+          "k": "tap"}  # fmt: skip
+
+
+def _where(ev: Evidence, part: Part) -> str:
+    """A part in words: ``grad_weight at k = 4``, ``output at o in 64..127, l in 0..63``."""
+    texts = []
+    layout = ev.groups.layout
+    for axis, wrong in enumerate(part.indices):
+        if wrong is not None:
+            texts.append(describe_indices(wrong, layout.shape[axis], layout.axes[axis]))
+    return f"{ev.name} at {', '.join(texts)}"
+
+
+def _near_borders(ev: Evidence, part: Part, geometry: Any) -> bool:
+    """Whether the wrong part is positions within a kernel's reach of either end."""
+    layout = ev.groups.layout
+    if ev.name not in ("output", "grad_input") or layout.axes[-1] != "l":
+        return False
+    if any(w is not None for w in part.indices[:-1]) or part.indices[-1] is None:
+        return False
+    length = layout.shape[-1]
+    reach = (geometry.kernel_size - 1) * geometry.dilation // max(1, geometry.stride) + 1
+    wrong = part.indices[-1]
+    return bool(np.all((wrong < reach) | (wrong >= length - reach)))
+
+
+def _located(ev: Evidence, terms: Terms, case: Fixture) -> str | None:
+    part = wrong_part(ev)
+    if part is None:
+        return None
+    inside = part.mask(ev)
+    where = _where(ev, part)
+    if _near_borders(ev, part, terms.geometry):
+        where += " (near the borders: the padding)"
+    mistake = _structural(ev, terms, case, _inside_sample(ev, inside))
+    if mistake is not None:
+        return f"{where}: {mistake}; the rest is right"
+    fitted, rest = fit(ev, inside), fit(ev, ~inside)
+    if fitted is not None and rest is not None:
+        beta, spread = fitted
+        apart = abs(beta - rest[0]) > SIGNIFICANT * math.hypot(spread, rest[1])
+        if apart and _scaled_fits(ev, 1 + beta, inside):
+            return f"{where}: {_factor_text(beta, spread)}; the rest is right"
+    return f"{where} wrong ({_bits(ev.bits(inside))} there); the rest is right"
+
+
+def _inside_sample(ev: Evidence, inside: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Sampled positions inside a part: the sample's own, topped up at random."""
+    chosen = ev.sample[inside[ev.sample]]
+    if chosen.size < SAMPLE_INSIDE:
+        candidates = np.flatnonzero(inside)
+        rng = np.random.default_rng(1)
+        extra = rng.choice(candidates, min(candidates.size, SAMPLE_INSIDE), replace=False)
+        chosen = np.concatenate([chosen, extra[~np.isin(extra, chosen)]])
+    return chosen[:SAMPLE_INSIDE]
+
+
+def _bits(bits: float) -> str:
+    return "exact" if math.isinf(bits) and bits > 0 else f"{bits:.1f} bits"
+
+
+def _width_words(bits: int) -> str:
+    name = _WIDTHS.get(bits)
+    return f"a running sum rounded to {name}" if name else f"a {bits}-bit accumulator"
+
+
+def _arithmetic(ev: Evidence, terms: Terms) -> str | None:
+    """Sums kept in fewer bits than the rule allows: the width read from the grid the sums
+    lie on, or from the size of the errors."""
+    rule = ev.rule
+    if rule.bits < 24:
+        return _narrow_output(ev, arithmetic.error_bits(ev, terms))
+    acc_bits = round(-math.log2(rule.u_acc))
+    words = "summed in" if ev.name == "grad_bias" else "sums keep"
+    grid = arithmetic.grid_bits(ev, terms)
+    if grid is not None and grid < acc_bits and _passes_with(ev, grid):
+        return f"{words} {grid} significant bits: {_width_words(grid)}{_declare(grid)}"
+    estimate = arithmetic.error_bits(ev, terms)
+    if estimate is None or not 4 <= estimate <= acc_bits - 1.5:
+        return None
+    width = max(2, round(estimate))
+    if not (_passes_with(ev, width) or _passes_with(ev, width - 1)):
+        return None
+    return (
+        f"{words} about {estimate:.0f} significant bits (± 1, from the size of the "
+        f"errors){_declare(width)}"
+    )
+
+
+def _passes_with(ev: Evidence, bits: int) -> bool:
+    """Whether the sample passes as the results of sums kept in ``bits`` bits."""
+    narrow = replace(ev.rule, accumulate=_WIDTHS.get(bits, f"{bits} bits"))
+    return fits(ev, ev.sample, ev.expected[ev.sample], ev.error_scale[ev.sample], narrow)
+
+
+def _declare(bits: int) -> str:
+    name = _WIDTHS.get(bits)
+    if name in ("bfloat16", "float16", "float32"):
+        return f" (say so with accumulate={name!r}, or sum in a wider format)"
+    return " (sum in float32, or promote partial sums to float32 often enough)"
+
+
+def _narrow_output(ev: Evidence, estimate: float | None) -> str | None:
+    """A narrow case whose results pass as those of a running sum in its own format."""
+    rule = ev.rule
+    if rule.output_format not in ("float16", "bfloat16") or rule.accumulate == rule.output_format:
+        return None
+    narrow = replace(rule, accumulate=rule.output_format)
+    if not fits(ev, ev.sample, ev.expected[ev.sample], ev.error_scale[ev.sample], narrow):
+        return None
+    # Errors clearly larger than a correct kernel's, and not a scale's.
+    if ev.bits() > rule.bits - 1:
+        return None
+    fitted = fit(ev)
+    if fitted is not None and ev.off(*fitted) > SIGNIFICANT:
+        return None
+    about = "" if estimate is None else f", about {estimate:.0f} significant bits kept"
+    fmt = rule.output_format
+    if ev.name == "grad_bias":
+        return f"summed in {fmt}{about} (say so with accumulate={fmt!r}, or sum in float32)"
+    return (
+        f"accumulates in {fmt}: the results pass as those of a running sum rounded to "
+        f"{fmt}{about} (say so with accumulate={fmt!r}, or sum in float32)"
+    )
+
+
+def _unexplained(ev: Evidence) -> str:
+    """What the evidence shows, when no cause explains it."""
+    part = wrong_part(ev)
+    text = f"{ev.name}: {_bits(ev.bits())}"
+    if part is not None:
+        text += f", wrong at {_where(ev, part).split(' at ', 1)[1]} only"
+    fitted = fit(ev, None)
+    if fitted is not None and ev.off(*fitted) > SIGNIFICANT:
+        text += (
+            f", errors' mean like a factor 1 {'+' if fitted[0] > 0 else '-'} "
+            f"{abs(fitted[0]):.1e} ± {fitted[1]:.1g} that does not explain them"
+        )
+    return text
+
+
+def diagnose(
+    case: Fixture,
+    results: dict[str, Any],
+    failing: Sequence[str],
+    precision: str = "exact",
+    accumulate: str | None = None,
+    reports: Sequence[ArrayReport] | None = None,
+) -> str:
+    """The likely cause of the ``failing`` arrays of ``results``; or :data:`NO_CAUSE`
+    followed by what the evidence shows.
+
+    Each failing array is explained on its own, by the first cause in the
+    module's order that fits it; arrays with the same cause are named
+    together. ``reports`` (the failing arrays' reports) is accepted for
+    callers that have them; the evidence is measured here, from the results.
+    """
+    rule = rule_for(case.dtype, precision, accumulate)
+    names = [n for n in failing if n in results and n in case.expected]
+    findings: dict[str, tuple[str, str]] = {}
+    factors: dict[str, _Factor] = {}
+    with np.errstate(all="ignore"):
+        terms = _terms(case)
+        candidates = scale_candidates(terms.geometry, case)
+        for name in names:
+            ev = evidence(case, name, results[name], rule)
+            found = _explain(ev, terms, case, candidates)
+            if isinstance(found, _Factor):
+                factors[name] = found
+                found = (found.text, "array")
+            findings[name] = found
+    # Arrays off by one common factor: a factor, whatever rule one array's alone suggests.
+    for name, factor in factors.items():
+        alike = [other for other in factors.values() if factor.same(other)]
+        if len(alike) > 1:
+            spread = max(other.spread for other in alike)
+            findings[name] = (_Factor(alike[0].beta, spread, None).text, "array")
+    return combined(names, findings)
+
+
+def _explain(
+    ev: Evidence, terms: Terms, case: Fixture, candidates: Sequence[ScaleMistake]
+) -> tuple[str, str] | _Factor:
+    """One array's cause and its kind: ``"cause"`` (words that stand alone), ``"array"``
+    (words about the array, to be prefixed with its name) or ``"unexplained"``; or the
+    factor the whole array is off by."""
+    structural = _structural(ev, terms, case)
+    if structural is not None:
+        return structural, "cause"
+    located = _located(ev, terms, case)
+    if located is not None:
+        return located, "cause"
+    scale = _scale(ev, candidates)
+    if scale is not None:
+        return scale
+    narrow = _arithmetic(ev, terms)
+    if narrow is not None:
+        return narrow, "array"
+    return _unexplained(ev), "unexplained"
+
+
+def combined(names: Sequence[str], findings: dict[str, tuple[str, str]]) -> str:
+    """The arrays' causes in one line: arrays with the same words named together."""
+    by_text: dict[tuple[str, str], list[str]] = {}
+    for name in names:
+        by_text.setdefault(findings[name], []).append(name)
+    explained, unexplained = [], []
+    for (text, kind), arrays in by_text.items():
+        if kind == "cause":
+            explained.append(text)
+        elif kind == "array":
+            explained.append(f"{', '.join(arrays)}: {text}")
+        else:
+            unexplained.append(text)
+    if not unexplained:
+        return "; ".join(explained)
+    evidence_text = f"{NO_CAUSE} (" + "; ".join(unexplained) + ")"
+    return "; ".join([*explained, evidence_text])

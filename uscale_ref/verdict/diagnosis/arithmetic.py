@@ -1,0 +1,167 @@
+"""How many bits a kernel's sums keep: read from the grid its sums lie on, or from the size
+of its errors against a simulated running sum.
+
+A running sum rounded after every addition to a format of ``p`` significant
+bits leaves the sum itself on that format's grid: in a float32 or float64
+result, ``y / s - bias`` then has ``p`` significant bits, whatever order the
+terms came in (:func:`grid_bits`). Where the sum passes through a wider
+register last (partial sums promoted to float32, say) no grid remains; the
+size of the errors still tells the width, since a ``p``-bit running sum errs
+in proportion to ``2 ** -p``: the kernel's error over a sample of positions,
+against that of a running sum simulated there with a known width, gives it
+(:func:`error_bits`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from .evidence import Evidence
+from .terms import Terms
+
+__all__ = ["error_bits", "grid_bits", "round_bits"]
+
+Float = npt.NDArray[np.float64]
+#: A grid is read when at least this share of the sample lies on it ...
+ON_GRID = 0.9
+#: ... and the grid one bit coarser holds at most this share.
+OFF_GRID = 0.75
+#: Running sums are simulated over at most this many steps (blocks of terms beyond).
+STEPS = 1024
+
+
+def round_bits(values: Float, bits: int) -> Float:
+    """``values`` rounded to nearest with ``bits`` significant bits (unbounded exponent)."""
+    mantissa, exponent = np.frexp(values)
+    rounded: Float = np.ldexp(np.rint(np.ldexp(mantissa, bits)), exponent - bits)
+    return rounded
+
+
+def _parts(a: npt.NDArray[np.generic]) -> list[Float]:
+    if np.iscomplexobj(a):
+        return [np.asarray(a.real, dtype=np.float64), np.asarray(a.imag, dtype=np.float64)]
+    return [np.asarray(a, dtype=np.float64)]
+
+
+def grid_bits(ev: Evidence, terms: Terms) -> int | None:
+    """The width of the grid the kernel's unscaled sums lie on, when they lie on one
+    narrower than the output format (None otherwise, or for a narrow output)."""
+    top = ev.rule.bits - 6
+    if top < 6:
+        return None
+    sample = ev.sample
+    flat = ev.groups.flat[sample]
+    if flat.size == 0:
+        return None
+    bias = _bias_terms(ev, terms, flat)
+    scale = terms.scales[ev.name]
+    if scale == 0 or not math.isfinite(scale):
+        return None
+    # The scale multiplies the sum (y = s (sum + b)), or each term before it is added.
+    found = [_grid(ev, ev.kernel[sample] / scale, bias, top),
+             _grid(ev, ev.kernel[sample], np.multiply(scale, bias), top)]  # fmt: skip
+    widths = [bits for bits in found if bits is not None]
+    return min(widths) if widths else None
+
+
+def _grid(ev: Evidence, values: npt.NDArray[np.generic], bias: npt.NDArray[np.generic],
+          top: int) -> int | None:  # fmt: skip
+    """The fewest significant bits of a grid ``values - bias`` lies on (None: none below
+    ``top``)."""
+    sums: list[Float] = []
+    slack: list[Float] = []
+    for kernel, offset in zip(_parts(values), _parts(bias), strict=True):
+        held = kernel - offset
+        usable = (held != 0) & np.isfinite(held) & (np.abs(offset) <= np.abs(held))
+        sums.append(held[usable])
+        slack.append(4 * ev.rule.u_out * (np.abs(held[usable]) + np.abs(offset[usable])))
+    held, tolerance = np.concatenate(sums), np.concatenate(slack)
+    if held.size < 8:
+        return None
+    share = [
+        float(np.mean(np.abs(held - round_bits(held, bits)) <= tolerance))
+        for bits in range(2, top + 1)
+    ]
+    for bits, on in enumerate(share, start=2):
+        if on >= ON_GRID:
+            coarser = share[bits - 3] if bits > 2 else 0.0
+            return bits if coarser <= OFF_GRID else None
+    return None
+
+
+def _bias_terms(ev: Evidence, terms: Terms, flat: npt.NDArray[np.int64]) -> npt.NDArray[np.generic]:
+    if ev.name != "output":
+        return np.zeros(flat.size, dtype=terms.dtype)
+    return terms.products("output", flat).bias
+
+
+def error_bits(ev: Evidence, terms: Terms, bits: int = 12) -> float | None:
+    """The significant bits a running sum would keep to err as the kernel does, measured
+    on the sample against a simulated ``bits``-bit running sum (in the terms' order, each
+    block of terms added exactly); None where the kernel's errors are too small to tell."""
+    sample = ev.sample
+    flat = ev.groups.flat[sample]
+    products = terms.products(ev.name, flat)
+    t = products.a * products.b
+    count = t.shape[1]
+    if count == 0:
+        return None
+    block = max(1, -(-count // STEPS))
+    if block > 1:
+        pad = (-count) % block
+        t = np.pad(t, ((0, 0), (0, pad))).reshape(t.shape[0], -1, block).sum(axis=2)
+    simulated = [np.zeros(t.shape[0]) for _ in _parts(t[:, 0])]
+    for step in range(t.shape[1]):
+        for total, part in zip(simulated, _parts(t[:, step]), strict=True):
+            total += part
+            total[:] = round_bits(total, bits)
+    exact = _parts(t.sum(axis=1))
+    simulated_error = sum(
+        float(np.sum((s - e) ** 2)) for s, e in zip(simulated, exact, strict=True)
+    )
+    kernel = ev.kernel[sample] / products.scale - products.bias
+    errors = [k - e for k, e in zip(_parts(kernel), exact, strict=True)]
+    kernel_error = sum(float(np.sum(e * e)) for e in errors)
+    if simulated_error == 0 or kernel_error == 0:
+        return None
+    # A running sum errs in proportion to its partial sums' size, not to the result's:
+    # the errors, measured against the partial sums, must look like one distribution.
+    partial = np.sqrt(sum(np.sum(np.abs(np.cumsum(p, axis=1)) ** 2, axis=1)
+                          for p in _parts(t)))  # fmt: skip
+    size = np.sqrt(sum(e * e for e in errors))
+    result = np.sqrt(sum(e * e for e in exact)) + np.sqrt(sum(p * p for p in _parts(
+        products.bias)))  # fmt: skip
+    if _kurtosis(size, partial) > min(KURTOSIS, _kurtosis(size, result)):
+        return None
+    # ... and rounding errors take either sign, whatever the result's.
+    signs = [np.sign(e[e != 0]) for e in errors]
+    along = [np.sign(e * x)[e != 0] for e, x in zip(errors, exact, strict=True)]
+    if not (_balanced(np.concatenate(signs)) and _balanced(np.concatenate(along))):
+        return None
+    return bits - 0.5 * math.log2(kernel_error / simulated_error)
+
+
+#: The largest kurtosis of errors over their partial sums that still reads as a running sum's
+#: (a normal distribution has 3, a uniform one 1.8).
+KURTOSIS = 8.0
+
+
+def _balanced(signs: Float) -> bool:
+    """Whether +1 and -1 come about equally often (within four standard errors)."""
+    if signs.size < 16:
+        return False
+    share = float(np.mean(signs > 0))
+    return abs(share - 0.5) <= 2 / math.sqrt(signs.size)
+
+
+def _kurtosis(errors: Float, sizes: Float) -> float:
+    """``mean(v**4) / mean(v**2)**2`` of ``v = errors / sizes`` (inf when undefined)."""
+    usable = sizes > 0
+    v = errors[usable] / sizes[usable]
+    second = float(np.mean(v * v)) if v.size else 0.0
+    if second == 0:
+        return math.inf
+    return float(np.mean(v**4)) / second**2
