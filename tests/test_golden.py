@@ -363,13 +363,19 @@ def test_check_command(tmp_path, capsys):
         grad_weight=good.expected["grad_weight"],
     )
     before = _tree_digest(GOLDEN)
-    assert main(["golden", "check", str(results)]) == 0
+    # Results for one case of the suite: a failure unless a partial check is asked for.
+    assert main(["golden", "check", str(results)]) == 1
+    captured = capsys.readouterr()
+    count = len(golden.cases())
+    assert f"{count - 1} of {count} cases have no results: " in captured.err
+    assert "--partial" in captured.err
+    assert main(["golden", "check", str(results), "--partial"]) == 0
     out = capsys.readouterr().out
     assert "c64_g2_k3" in out and "grad_weight" in out and "2 passed, 0 failed" in out
 
     bad = good.expected["grad_input"] * np.complex64(1.01)
     _write_results(results, "c64_g2_k3", grad_input=bad)
-    assert main(["golden", "check", str(results)]) == 1
+    assert main(["golden", "check", str(results), "--partial"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
     _write_results(results, "c64_g2_k3", output=good.expected["output"][..., :-1])

@@ -169,8 +169,10 @@ def test_generate_own_cases_then_verify_check_and_load(tmp_path, capsys):
         np.savez(results / f"{case_id}.npz", output=uscale_ref.conv1d(x, w, b, **case.kwargs),
                  **grads._asdict())  # fmt: skip
     capsys.readouterr()
-    assert main(["golden", "check", str(results), "--golden", str(out)]) == 0
+    assert main(["golden", "check", str(results), "--golden", str(out), "--partial"]) == 0
     assert "check: 8 passed, 0 failed, 0 problem(s)" in capsys.readouterr().out
+    assert main(["golden", "check", str(results), "--golden", str(out)]) == 1
+    assert "1 of 3 cases have no results: " in capsys.readouterr().err
 
 
 def test_own_suites_keep_their_name_and_refuse_mixing(tmp_path, capsys):

@@ -103,5 +103,5 @@ def test_cli_check_with_tf32(tmp_path, capsys):
     np.savez(tmp_path / f"{case_id}.npz", **tf32_kernel(golden.load(case_id)))
     assert main(["golden", "check", str(tmp_path)]) == 1
     capsys.readouterr()
-    assert main(["golden", "check", str(tmp_path), "--precision", "tf32"]) == 0
+    assert main(["golden", "check", str(tmp_path), "--precision", "tf32", "--partial"]) == 0
     assert "0 failed" in capsys.readouterr().out

@@ -145,10 +145,9 @@ def _golden_verify(args: argparse.Namespace) -> int:
 
 
 def _golden_check(args: argparse.Namespace) -> int:
-    from . import golden
     from .verdict import check_directory, format_table
-    from .verdict.diagnosis import NO_CAUSE, diagnose
-    from .verdict.directory import printable, read_results
+    from .verdict.diagnosis import NO_CAUSE
+    from .verdict.directory import printable
     from .verdict.picture import require_matplotlib
 
     if args.golden is not None and not Path(args.golden).is_dir():
@@ -159,7 +158,7 @@ def _golden_check(args: argparse.Namespace) -> int:
         require_matplotlib("--plot")
     verdicts, problems = check_directory(
         args.results, args.golden, args.precision, accumulate=args.accumulate,
-        skip=args.skip, reference=True,
+        skip=args.skip, reference=True, partial=args.partial,
     )  # fmt: skip
     if verdicts:
         print(format_table(verdicts))
@@ -167,19 +166,10 @@ def _golden_check(args: argparse.Namespace) -> int:
         print(f"error: {printable(problem)}", file=sys.stderr)
     causes = {}
     for verdict in verdicts:
-        if verdict.passed and args.plot is None:
-            continue
         if not verdict.passed:
-            fixture = golden.load(verdict.case_id, args.golden)
-            results = read_results(Path(args.results) / f"{verdict.case_id}.npz", fixture)
-            with np.errstate(all="ignore"):
-                cause = diagnose(
-                    fixture, results, [r.name for r in verdict.failing], args.precision,
-                    args.accumulate, verdict.failing,
-                )  # fmt: skip
-            causes[verdict.case_id] = cause
+            causes[verdict.case_id] = verdict.cause or NO_CAUSE
             print(verdict.describe())
-            print(f"  likely cause: {cause}")
+            print(f"  likely cause: {causes[verdict.case_id]}")
         if args.plot is not None:
             folder = Path(args.plot)
             folder.mkdir(parents=True, exist_ok=True)
@@ -326,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_folder,
         help="draw each case's precision map and error histogram to DIR/<case_id>.png "
         "(needs matplotlib)",
+    )
+    check.add_argument(
+        "--partial",
+        action="store_true",
+        help="check only the cases with results (by default a golden case without results "
+        "is a failure)",
     )
     check.set_defaults(handler=_golden_check)
     return parser

@@ -81,8 +81,7 @@ class GoldenCase:
         """
         from uscale_ref.testing import to_numpy
         from uscale_ref.verdict import judge
-        from uscale_ref.verdict.diagnosis import diagnose
-        from uscale_ref.verdict.reference import correct_results
+        from uscale_ref.verdict.diagnosis import NO_CAUSE, explain
 
         given = {k: to_numpy(v) for k, v in results.items() if v is not None}
         if not given:
@@ -93,12 +92,8 @@ class GoldenCase:
         verdict = judge(fixture, given, precision, accumulate, skip)
         if verdict.passed:
             return
-        verdict = judge(fixture, given, precision, accumulate, skip, correct_results(fixture))
-        cause = diagnose(
-            fixture, given, [r.name for r in verdict.failing], precision, accumulate,
-            verdict.failing,
-        )  # fmt: skip
-        lines = [verdict.describe(), f"likely cause: {cause}"]
+        explain(verdict, fixture, given, precision, accumulate)
+        lines = [verdict.describe(), f"likely cause: {verdict.cause or NO_CAUSE}"]
         if plot is None and self.plots is not None:
             plot = Path(self.plots) / f"{self.id}.png"
         if plot is not None:

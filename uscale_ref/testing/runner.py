@@ -19,9 +19,10 @@ from ..golden.fixture import build
 from ..golden.store import _read_manifest
 from ..golden.suite import DTYPES, FULL_DTYPES, CaseSpec
 from ..verdict import CaseVerdict, judge
-from ..verdict.diagnosis import NO_CAUSE, diagnose
+from ..verdict.diagnosis import NO_CAUSE, explain
 from ..verdict.picture import require_matplotlib
 from ..verdict.reference import correct_results
+from ..verdict.report import with_reference
 from ..verdict.rule import CHECKS, check_accumulate, check_precision, check_skip
 from .drawing import SIZES, _options, draw_specs, dtype_list
 
@@ -244,22 +245,17 @@ def _check(
     skip = None if options.skip is None else sorted(options.skip)
     with np.errstate(all="ignore"):
         verdict = judge(case, results, precision, options.accumulate, skip)
-        if not verdict.passed or options.plot is not None:
-            # A correct evaluation beside the kernel's: its precision in the message and
-            # its error histogram in the picture.
-            verdict = judge(case, results, precision, options.accumulate, skip,
-                            reference=correct_results(case))  # fmt: skip
+        explain(verdict, case, results, precision, options.accumulate)
+        if options.plot is not None and verdict.passed and not case.compact:
+            # A correct evaluation's error histogram beside the kernel's, in the picture.
+            references = correct_results(case)
+            verdict.arrays = [with_reference(case, r, references[r.name]) for r in verdict.arrays]
     report.add(case, verdict)
     if verdict.passed:
         return None
-    lines = [verdict.describe()]
-    with np.errstate(all="ignore"):
-        cause = diagnose(
-            case, results, [r.name for r in verdict.failing], precision, options.accumulate,
-            verdict.failing,
-        )  # fmt: skip
+    cause = verdict.cause or NO_CAUSE
     report.causes.append(cause)
-    lines.append(f"  likely cause: {cause}")
+    lines = [verdict.describe(), f"  likely cause: {cause}"]
     if options.plot is not None:
         picture = _draw(verdict, options.plot)
         if picture is not None:

@@ -34,12 +34,16 @@ class CaseVerdict:
         One per result given.
     picture : Path or None
         The picture drawn of it, once :meth:`plot` wrote one.
+    cause : str or None
+        The likely cause of a failure, once
+        :func:`uscale_ref.verdict.diagnosis.explain` named it.
     """
 
     case_id: str
     rule: Rule
     arrays: list[ArrayReport] = field(default_factory=list)
     picture: Path | None = None
+    cause: str | None = None
 
     @property
     def passed(self) -> bool:

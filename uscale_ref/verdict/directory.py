@@ -26,16 +26,19 @@ def check_directory(
     accumulate: str | None = None,
     skip: str | Iterable[str] | None = None,
     reference: bool = False,
+    partial: bool = False,
 ) -> tuple[list[CaseVerdict], list[str]]:
     """Judge every ``<case_id>.npz`` in ``results_dir`` against the goldens.
 
     Returns the verdicts (one per case) and the problems that stopped a
-    comparison (unknown id, unreadable file, wrong shape or dtype, ...).
+    comparison (unknown id, unreadable file, wrong shape or dtype, ...), cases
+    of the golden folder without results among them unless ``partial``.
     Nothing in either folder is modified. ``precision``, ``accumulate`` and
     ``skip`` as for :func:`uscale_ref.golden.assert_matches`, except that
     ``precision="tf32"`` applies to the float32 and complex64 cases only
-    (the others are judged as usual); ``reference`` also evaluates each case
-    with uscale_ref for comparison.
+    (the others are judged as usual); ``reference`` explains each failing
+    case (:func:`uscale_ref.verdict.diagnosis.explain`: a correct evaluation's
+    precision beside it, and the likely cause in its ``cause``).
     """
     from ..golden.errors import GoldenFileError
     from ..golden.store import load
@@ -65,10 +68,43 @@ def check_directory(
             given = read_results(path, fixture)
             chosen = precision if fixture.dtype in ("float32", "complex64") else "exact"
             with np.errstate(all="ignore"):
-                verdicts.append(judge(fixture, given, chosen, accumulate, skip, reference))
+                verdict = judge(fixture, given, chosen, accumulate, skip)
+                if reference:
+                    from .diagnosis import explain
+
+                    explain(verdict, fixture, given, chosen, accumulate)
+            verdicts.append(verdict)
         except (GoldenFileError, TypeError, ValueError) as error:
             problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")
+    if not partial:
+        problems.extend(_missing(files, golden_dir))
     return verdicts, problems
+
+
+def _missing(files: list[Path], golden_dir: Path | str | None) -> list[str]:
+    """A problem naming the golden folder's cases without results, if any."""
+    from ..golden.errors import GoldenFileError
+    from ..golden.store import cases
+
+    try:
+        every = cases(golden_dir=golden_dir if golden_dir is not None else _default())
+    except (GoldenFileError, ValueError, OSError):
+        return []
+    given = {path.stem for path in files}
+    missing = [case_id for case_id in every if case_id not in given]
+    if not missing:
+        return []
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    return [
+        f"{len(missing)} of {len(every)} cases have no results: {shown} "
+        "(to check only the cases given, say so: --partial, or partial=True)"
+    ]
+
+
+def _default() -> Path:
+    from ..golden.store import default_dir
+
+    return default_dir()
 
 
 def read_results(path: Path, fixture: Fixture) -> dict[str, npt.NDArray[Any]]:

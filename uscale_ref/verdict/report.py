@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from .rule import MARGIN_BITS, UNIT_ROUNDOFF, Z_LIMIT, Rule
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture
 
-__all__ = ["ArrayReport", "index_pattern", "judge_array"]
+__all__ = ["ArrayReport", "index_pattern", "judge_array", "with_reference"]
 
 Float = npt.NDArray[np.float64]
 _SCALE_OF = {
@@ -377,12 +377,9 @@ def judge_array(
         )
     reference_bits = reference_counts = None
     if reference is not None:
-        given = np.asarray(reference).reshape(-1)
-        given = given if positions is None else given[positions]
-        with np.errstate(all="ignore"):
-            reference_ratio = ratios(np.abs(difference(given, expected)), yardstick)
-        reference_bits = bits_of(reference_ratio, rule.bits)
-        reference_counts = histogram(reference_ratio)
+        reference_bits, reference_counts = _reference_figures(
+            reference, positions, expected, yardstick, rule
+        )
     failing = ~(bound_ratio <= 1.0)
     if expected.size == 0:
         worst: tuple[int, ...] = ()
@@ -415,6 +412,37 @@ def judge_array(
         reference_counts=reference_counts,
         whole=groups.whole,
     )
+
+
+def _reference_figures(
+    reference: npt.ArrayLike,
+    positions: npt.NDArray[np.int64] | None,
+    expected: npt.NDArray[Any],
+    yardstick: Float,
+    rule: Rule,
+) -> tuple[float, npt.NDArray[np.int64]]:
+    given = np.asarray(reference).reshape(-1)
+    given = given if positions is None else given[positions]
+    with np.errstate(all="ignore"):
+        ratio = ratios(np.abs(difference(given, expected)), yardstick)
+    return bits_of(ratio, rule.bits), histogram(ratio)
+
+
+def with_reference(fixture: Fixture, report: ArrayReport, reference: npt.ArrayLike) -> ArrayReport:
+    """``report`` with the precision and error histogram of a correct evaluation of the same
+    array (:func:`uscale_ref.verdict.reference.correct_results`) beside the kernel's."""
+    name, rule = report.name, report.rule
+    expected = fixture.expected[name].reshape(-1)
+    positions = fixture.positions(name)
+    groups = groups_of(layout_of(name, fixture.result_shape(name)), positions)
+    scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
+    with np.errstate(all="ignore"):
+        rounded = rounded_magnitude(fixture, name, _wide(expected), groups)
+        yardstick = rule.yardstick(
+            fixture.terms(name), fixture.error_scale(name).reshape(-1), rounded, scale
+        )
+    bits, counts = _reference_figures(reference, positions, _wide(expected), yardstick, rule)
+    return replace(report, reference_bits=bits, reference_counts=counts)
 
 
 def unit_roundoff(dtype: str) -> float:

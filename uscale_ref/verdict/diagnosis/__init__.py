@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..case import CaseVerdict
 from ..precision import ratios
-from ..report import ArrayReport, describe_indices, difference
+from ..report import ArrayReport, describe_indices, difference, with_reference
 from ..rule import MARGIN_BITS, Rule, rule_for
 from . import arithmetic
 from .catalogue import MISTAKES, Mistake, ScaleMistake, rounding, scale_candidates, swapped_groups
@@ -47,7 +48,7 @@ from .terms import Terms, Variant
 if TYPE_CHECKING:
     from ...golden.fixture import Fixture
 
-__all__ = ["MISTAKES", "NO_CAUSE", "Mistake", "diagnose"]
+__all__ = ["MISTAKES", "NO_CAUSE", "Mistake", "diagnose", "explain"]
 
 NO_CAUSE = "no single known mistake explains this"
 #: The worst sampled positions a mistake is tried on first (most fail there at once).
@@ -382,6 +383,33 @@ def _unexplained(ev: Evidence) -> str:
             f"{abs(fitted[0]):.1e} ± {fitted[1]:.1g} that does not explain them"
         )
     return text
+
+
+def explain(
+    verdict: CaseVerdict,
+    fixture: Fixture,
+    results: dict[str, Any],
+    precision: str = "exact",
+    accumulate: str | None = None,
+    reference: bool = True,
+) -> CaseVerdict:
+    """A failing verdict completed: a correct evaluation's precision beside each failing
+    array's (``reference``; not for a compact fixture, whose inputs are not drawn whole for
+    it), and the likely cause in :attr:`~uscale_ref.verdict.CaseVerdict.cause`. A passing
+    verdict is returned as it is."""
+    if verdict.passed:
+        return verdict
+    failing = [report.name for report in verdict.failing]
+    if reference and not fixture.compact:
+        from ..reference import correct_results
+
+        references = correct_results(fixture, failing)
+        verdict.arrays = [
+            with_reference(fixture, r, references[r.name]) if r.name in references else r
+            for r in verdict.arrays
+        ]
+    verdict.cause = diagnose(fixture, results, failing, precision, accumulate)
+    return verdict
 
 
 def diagnose(
