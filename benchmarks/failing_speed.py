@@ -6,8 +6,9 @@ and mistaken results, and prints each run's verdict time (wall time less the
 kernel's) and its ratio to the passing run's. Each run is repeated; medians
 and ranges are printed.
 
-    python benchmarks/failing_speed.py [--case "dtype=float32,N=8,C=256,L=1024,O=256,K=9,padding=same"]
-        [--check "dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same"] [--repeats 3]
+    python benchmarks/failing_speed.py [--repeats 3]
+        [--case "dtype=float32,N=8,C=256,L=1024,O=256,K=9,padding=same"]
+        [--check "dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same"]
 """
 
 from __future__ import annotations
