@@ -159,6 +159,7 @@ def _golden_check(args: argparse.Namespace) -> int:
     verdicts, problems = check_directory(
         args.results, args.golden, args.precision, accumulate=args.accumulate,
         skip=args.skip, reference=True, partial=args.partial,
+        whole_reference=args.plot is not None,
     )  # fmt: skip
     if verdicts:
         print(format_table(verdicts))

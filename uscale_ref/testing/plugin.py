@@ -89,10 +89,11 @@ class GoldenCase:
                 "check needs at least one result: output=, grad_input=, grad_weight= or grad_bias="
             )
         fixture = self.fixture
-        verdict = judge(fixture, given, precision, accumulate, skip)
+        verdict = judge(fixture, given, precision, accumulate, skip, keep=True)
         if verdict.passed:
             return
-        explain(verdict, fixture, given, precision, accumulate)
+        drawn = plot is not None or self.plots is not None
+        explain(verdict, fixture, given, precision, accumulate, whole_reference=drawn)
         lines = [verdict.describe(), f"likely cause: {verdict.cause or NO_CAUSE}"]
         if plot is None and self.plots is not None:
             plot = Path(self.plots) / f"{self.id}.png"

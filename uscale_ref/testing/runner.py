@@ -244,8 +244,8 @@ def _check(
         return f"{case.id}: {wrong}"
     skip = None if options.skip is None else sorted(options.skip)
     with np.errstate(all="ignore"):
-        verdict = judge(case, results, precision, options.accumulate, skip)
-        explain(verdict, case, results, precision, options.accumulate)
+        verdict = judge(case, results, precision, options.accumulate, skip, keep=True)
+        explain(verdict, case, results, precision, options.accumulate, options.plot is not None)
         if options.plot is not None and verdict.passed and not case.compact:
             # A correct evaluation's error histogram beside the kernel's, in the picture.
             references = correct_results(case)

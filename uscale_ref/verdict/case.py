@@ -84,12 +84,15 @@ def judge(
     accumulate: str | None = None,
     skip: str | Iterable[str] | None = None,
     reference: bool | dict[str, Any] = False,
+    keep: bool = False,
 ) -> CaseVerdict:
     """Judge ``results`` (NumPy arrays by result name; None is skipped) against ``fixture``.
 
     ``reference=True`` also evaluates the case with uscale_ref in its own
     dtype and reports that correct evaluation's precision beside each array's
-    (a dict of such results may be passed instead).
+    (a dict of such results may be passed instead). ``keep``: failing arrays
+    keep their element-wise figures for :func:`uscale_ref.verdict.diagnosis.explain`,
+    which releases them.
     """
     unknown = set(results) - set(RESULT_NAMES)
     if unknown:
@@ -107,7 +110,7 @@ def judge(
         if value is None:
             continue
         verdict.arrays.append(
-            judge_array(fixture, name, np.asarray(value), rule, references.get(name))
+            judge_array(fixture, name, np.asarray(value), rule, references.get(name), keep)
         )
     return verdict
 

@@ -27,6 +27,7 @@ def check_directory(
     skip: str | Iterable[str] | None = None,
     reference: bool = False,
     partial: bool = False,
+    whole_reference: bool = False,
 ) -> tuple[list[CaseVerdict], list[str]]:
     """Judge every ``<case_id>.npz`` in ``results_dir`` against the goldens.
 
@@ -38,7 +39,8 @@ def check_directory(
     ``precision="tf32"`` applies to the float32 and complex64 cases only
     (the others are judged as usual); ``reference`` explains each failing
     case (:func:`uscale_ref.verdict.diagnosis.explain`: a correct evaluation's
-    precision beside it, and the likely cause in its ``cause``).
+    precision beside it, and the likely cause in its ``cause``; with
+    ``whole_reference`` that evaluation covers the whole case, for pictures).
     """
     from ..golden.errors import GoldenFileError
     from ..golden.store import load
@@ -68,11 +70,11 @@ def check_directory(
             given = read_results(path, fixture)
             chosen = precision if fixture.dtype in ("float32", "complex64") else "exact"
             with np.errstate(all="ignore"):
-                verdict = judge(fixture, given, chosen, accumulate, skip)
+                verdict = judge(fixture, given, chosen, accumulate, skip, keep=reference)
                 if reference:
                     from .diagnosis import explain
 
-                    explain(verdict, fixture, given, chosen, accumulate)
+                    explain(verdict, fixture, given, chosen, accumulate, whole_reference)
             verdicts.append(verdict)
         except (GoldenFileError, TypeError, ValueError) as error:
             problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")

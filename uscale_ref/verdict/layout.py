@@ -134,8 +134,9 @@ class Groups:
 
         parts = []
         for axis, letter in enumerate(self.layout.axes):
-            judged = np.unique(self.coords[axis])
-            hit = np.unique(self.coords[axis][failing])
+            size = self.layout.shape[axis]
+            judged = np.flatnonzero(np.bincount(self.coords[axis], minlength=size))
+            hit = np.flatnonzero(np.bincount(self.coords[axis][failing], minlength=size))
             if hit.size == 0 or hit.size == judged.size:
                 continue
             between = judged[(judged >= hit[0]) & (judged <= hit[-1])]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +31,23 @@ _SCALE_OF = {
     "grad_weight": "grad_weight",
     "grad_bias": "grad_bias",
 }
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What :func:`judge_array` measured on each judged element of a failing array, for the
+    diagnosis to start from: the values (as given), their groups, and the figures."""
+
+    groups: Groups
+    kernel: npt.NDArray[Any]
+    expected: npt.NDArray[Any]
+    error_scale: Float
+    rounded: Float
+    yardstick: Float
+    bound: Float
+    ratio: Float
+    bound_ratio: Float
+    scale: float
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,9 @@ class ArrayReport:
     whole : bool
         Whether every element was judged (False for a compact fixture, judged at
         its stored positions).
+    measured : Measured or None
+        The element-wise figures, kept (``judge_array(..., keep=True)``) for a
+        failing array until its diagnosis has read them.
     """
 
     name: str
@@ -94,6 +114,7 @@ class ArrayReport:
     reference_bits: float | None = None
     reference_counts: npt.NDArray[np.int64] | None = None
     whole: bool = True
+    measured: Measured | None = field(default=None, repr=False, compare=False)
 
     @property
     def bound_passed(self) -> bool:
@@ -326,13 +347,15 @@ def judge_array(
     actual: npt.ArrayLike,
     rule: Rule,
     reference: npt.ArrayLike | None = None,
+    keep: bool = False,
 ) -> ArrayReport:
     """The verdict on result ``name`` of ``fixture``; shape and dtype must match exactly.
 
     A compact fixture judges ``actual`` (the whole array) at its stored
     positions. ``reference``, when given, is a correct evaluation of the same
     array (:func:`uscale_ref.verdict.reference.correct_results`): its
-    precision is reported beside the kernel's.
+    precision is reported beside the kernel's. ``keep``: a failing array's
+    report keeps its element-wise figures (:class:`Measured`) for the diagnosis.
     """
     if name not in fixture.expected:
         raise ValueError(
@@ -392,7 +415,7 @@ def judge_array(
         worst_ratio = float(bound_ratio[at])
         worst_units = float(np.max(units))
         worst_allowed = float(allowed_units[at])
-    return ArrayReport(
+    report = ArrayReport(
         name=name,
         rule=rule,
         max_abs_error=float(np.max(error)) if error.size else 0.0,
@@ -412,6 +435,11 @@ def judge_array(
         reference_counts=reference_counts,
         whole=groups.whole,
     )
+    if keep and not report.passed:
+        measured = Measured(groups, judged, expected, error_scale, rounded, yardstick, bound,
+                            ratio, bound_ratio, scale)  # fmt: skip
+        report = replace(report, measured=measured)
+    return report
 
 
 def _reference_figures(
@@ -428,21 +456,30 @@ def _reference_figures(
     return bits_of(ratio, rule.bits), histogram(ratio)
 
 
-def with_reference(fixture: Fixture, report: ArrayReport, reference: npt.ArrayLike) -> ArrayReport:
+def with_reference(
+    fixture: Fixture,
+    report: ArrayReport,
+    reference: npt.ArrayLike,
+    measured: Measured | None = None,
+) -> ArrayReport:
     """``report`` with the precision and error histogram of a correct evaluation of the same
-    array (:func:`uscale_ref.verdict.reference.correct_results`) beside the kernel's."""
+    array (:func:`uscale_ref.verdict.reference.correct_results`) beside the kernel's (and
+    without its kept figures, ``measured``, which spare measuring the yardstick again)."""
     name, rule = report.name, report.rule
     expected = fixture.expected[name].reshape(-1)
     positions = fixture.positions(name)
-    groups = groups_of(layout_of(name, fixture.result_shape(name)), positions)
-    scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
-    with np.errstate(all="ignore"):
-        rounded = rounded_magnitude(fixture, name, _wide(expected), groups)
-        yardstick = rule.yardstick(
-            fixture.terms(name), fixture.error_scale(name).reshape(-1), rounded, scale
-        )
+    if measured is not None:
+        yardstick = measured.yardstick
+    else:
+        groups = groups_of(layout_of(name, fixture.result_shape(name)), positions)
+        scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
+        with np.errstate(all="ignore"):
+            rounded = rounded_magnitude(fixture, name, _wide(expected), groups)
+            yardstick = rule.yardstick(
+                fixture.terms(name), fixture.error_scale(name).reshape(-1), rounded, scale
+            )
     bits, counts = _reference_figures(reference, positions, _wide(expected), yardstick, rule)
-    return replace(report, reference_bits=bits, reference_counts=counts)
+    return replace(report, reference_bits=bits, reference_counts=counts, measured=None)
 
 
 def unit_roundoff(dtype: str) -> float:

@@ -42,7 +42,7 @@ from ..report import ArrayReport, describe_indices, difference, with_reference
 from ..rule import MARGIN_BITS, Rule, rule_for
 from . import arithmetic
 from .catalogue import MISTAKES, Mistake, ScaleMistake, rounding, scale_candidates, swapped_groups
-from .evidence import WRONG_SQUARES, Evidence, Part, evidence, fit, uniform, wrong_part
+from .evidence import WORST, WRONG_SQUARES, Evidence, Part, evidence, fit, uniform, wrong_part
 from .terms import Terms, Variant
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ __all__ = ["MISTAKES", "NO_CAUSE", "Mistake", "diagnose", "explain"]
 NO_CAUSE = "no single known mistake explains this"
 #: The worst sampled positions a mistake is tried on first (most fail there at once).
 HEAD = 16
+#: The terms a mistake is computed from, about, on the whole sample.
+TERMS = 2**19
 #: Sampled positions a mistake is tried on inside a wrong part.
 SAMPLE_INSIDE = 128
 #: A scale factor is told from zero when this many standard errors away.
@@ -121,7 +123,9 @@ def _makes(
     """Whether a kernel forming ``variant``'s terms gives this array: tried on the worst
     positions first, then on the whole sample. ``edge``: leave out the first (1) or last
     (-1) position of each row, where a shifted result holds what the kernel rolled in."""
-    sample = ev.sample if sample is None else sample
+    if sample is None:
+        # As many positions as about half a million terms take, at least 64.
+        sample = ev.sample[: max(64, TERMS // max(1, terms.term_count(ev.name)))]
     if edge:
         position = ev.groups.coords[-1][sample]
         last = ev.groups.layout.shape[-1] - 1
@@ -391,24 +395,36 @@ def explain(
     results: dict[str, Any],
     precision: str = "exact",
     accumulate: str | None = None,
-    reference: bool = True,
+    whole_reference: bool = False,
 ) -> CaseVerdict:
-    """A failing verdict completed: a correct evaluation's precision beside each failing
-    array's (``reference``; not for a compact fixture, whose inputs are not drawn whole for
-    it), and the likely cause in :attr:`~uscale_ref.verdict.CaseVerdict.cause`. A passing
-    verdict is returned as it is."""
+    """A failing verdict completed: the likely cause in
+    :attr:`~uscale_ref.verdict.CaseVerdict.cause`, and the precision a correct evaluation
+    reaches beside each failing array's. That evaluation sums each sampled element's terms
+    in the accumulation format and rounds once; ``whole_reference`` evaluates the whole case
+    with uscale_ref instead (its error histogram is drawn in the pictures; not for a compact
+    fixture, whose inputs are not drawn whole). A passing verdict is returned as it is."""
     if verdict.passed:
         return verdict
     failing = [report.name for report in verdict.failing]
-    if reference and not fixture.compact:
+    verdict.cause, sampled = _diagnosis(
+        fixture, results, failing, precision, accumulate, verdict.failing
+    )
+    references = {}
+    if whole_reference and not fixture.compact:
         from ..reference import correct_results
 
         references = correct_results(fixture, failing)
-        verdict.arrays = [
-            with_reference(fixture, r, references[r.name]) if r.name in references else r
-            for r in verdict.arrays
-        ]
-    verdict.cause = diagnose(fixture, results, failing, precision, accumulate)
+    # The reports of failing arrays no longer keep their element-wise figures.
+    arrays = []
+    for r in verdict.arrays:
+        if r.name in references:
+            r = with_reference(fixture, r, references[r.name], r.measured)
+        elif r.name in sampled:
+            r = replace(r, reference_bits=sampled[r.name], measured=None)
+        else:
+            r = replace(r, measured=None)
+        arrays.append(r)
+    verdict.arrays = arrays
     return verdict
 
 
@@ -426,17 +442,34 @@ def diagnose(
     Each failing array is explained on its own, by the first cause in the
     module's order that fits it; arrays with the same cause are named
     together. ``reports`` (the failing arrays' reports) is accepted for
-    callers that have them; the evidence is measured here, from the results.
+    callers that have them; where they kept their element-wise figures
+    (``judge(..., keep=True)``) the diagnosis starts from those, else it measures
+    them again from the results.
     """
+    return _diagnosis(case, results, failing, precision, accumulate, reports)[0]
+
+
+def _diagnosis(
+    case: Fixture,
+    results: dict[str, Any],
+    failing: Sequence[str],
+    precision: str,
+    accumulate: str | None,
+    reports: Sequence[ArrayReport] | None,
+) -> tuple[str, dict[str, float]]:
+    """The cause, and the precision a correct evaluation reaches on each array's sample."""
     rule = rule_for(case.dtype, precision, accumulate)
     names = [n for n in failing if n in results and n in case.expected]
+    kept = {r.name: r.measured for r in reports or () if r.measured is not None}
     findings: dict[str, tuple[str, str]] = {}
     factors: dict[str, _Factor] = {}
+    reference: dict[str, float] = {}
     with np.errstate(all="ignore"):
         terms = _terms(case)
         candidates = scale_candidates(terms.geometry, case)
         for name in names:
-            ev = evidence(case, name, results[name], rule)
+            ev = evidence(case, name, results[name], rule, kept.get(name))
+            reference[name] = _correct_bits(ev, terms, case)
             found = _explain(ev, terms, case, candidates)
             if isinstance(found, _Factor):
                 factors[name] = found
@@ -448,7 +481,32 @@ def diagnose(
         if len(alike) > 1:
             spread = max(other.spread for other in alike)
             findings[name] = (_Factor(alike[0].beta, spread, None).text, "array")
-    return combined(names, findings)
+    return combined(names, findings), reference
+
+
+def _correct_bits(ev: Evidence, terms: Terms, case: Fixture) -> float:
+    """The precision of a correct evaluation at the sample's spread positions: each
+    element's products summed in the accumulation format (pairwise, as NumPy sums), the
+    bias added and the scale multiplied there, rounded once to the case's format."""
+    from ...formats import round_to
+
+    index = ev.sample[min(WORST, ev.sample.size // 2) :]
+    products = terms.products(ev.name, ev.groups.flat[index])
+    real = {"float64": np.float64}.get(ev.rule.accumulate, np.float32)
+    dtype = np.dtype(real if not np.iscomplexobj(products.a) else
+                     np.complex128 if real is np.float64 else np.complex64)  # fmt: skip
+    t = (products.a * products.b).astype(dtype)
+    value = (t.sum(axis=1) + products.bias.astype(dtype)) * dtype.type(products.scale)
+    stored = np.dtype(case.storage_dtype)
+    value = value.astype(stored)
+    if case.dtype == "bfloat16":
+        value = round_to(value, "bfloat16")
+    elif case.dtype == "complex32":
+        value = value.real.astype(np.float16) + 1j * value.imag.astype(np.float16)
+    error = np.abs(difference(value, ev.expected[index]))
+    ratio = ratios(error, ev.yardstick[index])
+    mean = float(np.mean(ratio * ratio)) if ratio.size else 0.0
+    return math.inf if mean == 0 else ev.rule.bits - 0.5 * math.log2(mean)
 
 
 def _explain(

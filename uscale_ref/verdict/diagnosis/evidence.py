@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ..layout import Groups, groups_of, layout_of
 from ..precision import ratios
-from ..report import difference, rounded_magnitude
+from ..report import Measured, difference, rounded_magnitude
 from ..rule import MARGIN_BITS, Z_LIMIT, Rule
 
 if TYPE_CHECKING:
@@ -90,7 +90,6 @@ class Evidence:
     terms: int
     allowed: list[tuple[float, float]]
     scale: float
-    _axes: dict[int, Float] = field(default_factory=dict, repr=False)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -122,14 +121,7 @@ class Evidence:
     def by_index(self, axis: int) -> Float:
         """The errors' mean square (in yardsticks) per index along ``axis`` (NaN: none
         judged there)."""
-        if axis not in self._axes:
-            size = self.groups.layout.shape[axis]
-            index = self.groups.coords[axis]
-            total = np.bincount(index, weights=self.squares, minlength=size)
-            count = np.bincount(index, minlength=size)
-            with np.errstate(all="ignore"):
-                self._axes[axis] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-        return self._axes[axis]
+        return next(v.squares for v in views(self) if v.axis == axis)
 
     def bits(self, where: npt.NDArray[np.bool_] | None = None) -> float:
         """The precision (bits) of the judged elements, or of those ``where`` holds."""
@@ -158,8 +150,20 @@ class Part:
         return all(wrong is None for wrong in self.indices)
 
 
-def evidence(case: Fixture, name: str, actual: Any, rule: Rule) -> Evidence:
-    """The :class:`Evidence` of result ``name`` (the whole array as the kernel gave it)."""
+def evidence(
+    case: Fixture, name: str, actual: Any, rule: Rule, measured: Measured | None = None
+) -> Evidence:
+    """The :class:`Evidence` of result ``name`` (the whole array as the kernel gave it), from
+    what the verdict ``measured`` when it kept that."""
+    if measured is not None:
+        m = measured
+        squares = np.where(np.isfinite(m.ratio), m.ratio * m.ratio, 1e300)
+        allowed = rule.allowed_scale_errors(m.scale, case.scale_centres(name))
+        return Evidence(
+            name, rule, m.groups, _wide(m.kernel), _wide(m.expected), m.error_scale,
+            m.rounded, m.yardstick, m.bound, squares, _sample(m.bound_ratio),
+            case.terms(name), allowed, m.scale,
+        )  # fmt: skip
     shape = case.result_shape(name)
     positions = case.positions(name)
     groups = groups_of(layout_of(name, shape), positions)
@@ -224,35 +228,85 @@ def fit(ev: Evidence, where: npt.NDArray[np.bool_] | None = None) -> tuple[float
     return beta, spread
 
 
-def z_by_index(ev: Evidence, axis: int, reference: float | None = None) -> Float:
-    """Per index along ``axis``: the scale error of its elements in standard errors from
-    the allowed ones (or from ``reference``)."""
-    return _z(ev, ev.groups.coords[axis], ev.groups.layout.shape[axis], reference)
+@dataclass(frozen=True)
+class View:
+    """The elements grouped along one axis: by index, or by blocks of positions.
+
+    Attributes
+    ----------
+    axis : int
+        The axis.
+    group : ndarray
+        The group of each index along the axis.
+    squares : ndarray
+        Per group, the errors' mean square in yardsticks (NaN: no judged element).
+    sums : tuple of ndarray
+        Per group, ``sum a``, ``sum c``, ``sum a^2``, ``sum a c``, ``sum c^2`` of the scale
+        terms (:attr:`Evidence.scale_terms`).
+    """
+
+    axis: int
+    group: Index
+    squares: Float
+    sums: tuple[Float, Float, Float, Float, Float]
+
+    def betas(self) -> Float:
+        """The scale error of each group."""
+        n, e = self.sums[0], self.sums[1]
+        with np.errstate(all="ignore"):
+            return np.where(e > 0, n / e, 0.0)
+
+    def z(self, ev: Evidence, reference: float | None = None) -> Float:
+        """Per group: its scale error in standard errors from the allowed ones (or from
+        ``reference``)."""
+        _, e, aa, ac, cc = self.sums
+        beta = self.betas()
+        with np.errstate(all="ignore"):
+            # The expanded sum of squares loses about a rounding of its terms' size: no
+            # spread below that is known.
+            squares = np.maximum(aa - 2 * beta * ac + beta * beta * cc, 0.0)
+            floor = 4 * 2.0**-53 * (aa + beta * beta * cc)
+            spread = np.sqrt(squares + floor) / e
+            if reference is None:
+                distance = _distance(beta, ev.allowed)
+            else:
+                distance = np.abs(beta - reference)
+                # A group without spread (every error exactly the factor's): factors a few
+                # roundings of the format apart are alike.
+                alike = (spread == 0) & (distance <= 4 * ev.rule.u_out * abs(1 + reference))
+                distance = np.where(alike, 0.0, distance)
+            z = np.where(distance == 0, 0.0, distance / spread)
+        z[~np.isfinite(z) & (distance > 0)] = np.inf
+        z[np.isnan(z) | (e <= 0)] = 0.0
+        return z
 
 
-def _z(ev: Evidence, index: Index, size: int, reference: float | None = None) -> Float:
-    a, c = ev.scale_terms
-    sums = [np.bincount(index, weights=v, minlength=size) for v in (a, c, a * a, a * c, c * c)]
-    n, e, aa, ac, cc = sums
-    with np.errstate(all="ignore"):
-        beta = np.where(e > 0, n / e, 0.0)
-        # The expanded sum of squares loses about a rounding of its terms' size: no spread
-        # below that is known.
-        squares = np.maximum(aa - 2 * beta * ac + beta * beta * cc, 0.0)
-        floor = 4 * 2.0**-53 * (aa + beta * beta * cc)
-        spread = np.sqrt(squares + floor) / e
-        if reference is None:
-            distance = _distance(beta, ev.allowed)
-        else:
-            distance = np.abs(beta - reference)
-            # A group without spread (every error exactly the factor's): factors a few
-            # roundings of the format apart are alike.
-            alike = (spread == 0) & (distance <= 4 * ev.rule.u_out * abs(1 + reference))
-            distance = np.where(alike, 0.0, distance)
-        z = np.where(distance == 0, 0.0, distance / spread)
-    z[~np.isfinite(z) & (distance > 0)] = np.inf
-    z[np.isnan(z) | (e <= 0)] = 0.0
-    return z
+def views(ev: Evidence) -> list[View]:
+    """Each way of grouping the elements along an axis (by index; along the last axis by
+    blocks of :data:`~uscale_ref.verdict.rule.BLOCK` positions too), measured once."""
+    from ..rule import BLOCK
+
+    if "views" not in ev._cache:
+        found = []
+        layout = ev.groups.layout
+        a, c = ev.scale_terms
+        weights = (np.ones(ev.groups.size), ev.squares, a, c, a * a, a * c, c * c)
+        for axis in range(len(ev.axes)):
+            size = layout.shape[axis]
+            per_index = [_sum_along(ev, w, axis) for w in weights]
+            groupings = [np.arange(size)]
+            if axis == len(ev.axes) - 1 and size > BLOCK:
+                groupings.append(np.arange(size) // BLOCK)
+            for group in groupings:
+                count = int(group[-1]) + 1 if size else 0
+                number, total, *sums = (np.bincount(group, weights=v, minlength=count)
+                                        for v in per_index)  # fmt: skip
+                with np.errstate(all="ignore"):
+                    squares = np.where(number > 0, total / np.maximum(number, 1), np.nan)
+                found.append(View(axis, group, squares, tuple(sums)))  # type: ignore[arg-type]
+        ev._cache["views"] = found
+    result: list[View] = ev._cache["views"]
+    return result
 
 
 def wrong_part(ev: Evidence) -> Part | None:
@@ -290,21 +344,16 @@ def _subsets(count: int) -> list[tuple[int, ...]]:
     return [c for r in range(1, count + 1) for c in combinations(range(count), r)]
 
 
-def _views(ev: Evidence, reference: float | None) -> list[tuple[int, Index, Float, Float]]:
-    """Each way of grouping the elements along an axis: ``(axis, group of each index, mean
-    squares per group, scale-error z per group)``; along the last axis both single
-    positions and blocks of them."""
-    from ..rule import BLOCK
-
-    views = []
+def _sum_along(ev: Evidence, values: Float, axis: int) -> Float:
+    """Per index along ``axis``, the sum of ``values`` (one per judged element)."""
     layout = ev.groups.layout
-    for axis in range(len(ev.axes)):
-        size = layout.shape[axis]
-        views.append((axis, np.arange(size), ev.by_index(axis), z_by_index(ev, axis, reference)))
-        if axis == len(ev.axes) - 1 and size > BLOCK:
-            blocks = np.arange(size) // BLOCK
-            views.append((axis, blocks, *_by_block(ev, axis, blocks, reference)))
-    return views
+    if ev.groups.whole:
+        others = tuple(i for i in range(len(layout.shape)) if i != axis)
+        total: Float = values.reshape(layout.shape).sum(axis=others)
+        return total
+    summed: Float = np.bincount(ev.groups.coords[axis], weights=values,
+                                minlength=layout.shape[axis])  # fmt: skip
+    return summed
 
 
 def localizing(ev: Evidence) -> list[tuple[int, Index]]:
@@ -313,62 +362,30 @@ def localizing(ev: Evidence) -> list[tuple[int, Index]]:
     (from the allowed scale errors, or from the whole array's)."""
     whole = fit(ev)
     found: list[tuple[int, Index]] = []
-    for axis, index, squares, z in _views(ev, None):
-        wrong_group = (squares > WRONG_SQUARES) | (z > Z_LIMIT)
+    for view in views(ev):
+        wrong_group = (view.squares > WRONG_SQUARES) | (view.z(ev) > Z_LIMIT)
         if whole is not None:
             # Off by more than the whole array is, and distinguishably so.
-            beyond = _betas(ev, axis, index)
-            farther = _distance(beyond, ev.allowed) > _distance(np.array([whole[0]]), ev.allowed)
-            wrong_group |= farther & (_by_view(ev, axis, index, whole[0]) > Z_LIMIT)
-        judged = ~np.isnan(ev.by_index(axis))
-        wrong = judged & wrong_group[index]
+            farther = _distance(view.betas(), ev.allowed) > _distance(
+                np.array([whole[0]]), ev.allowed
+            )
+            wrong_group |= farther & (view.z(ev, whole[0]) > Z_LIMIT)
+        judged = ~np.isnan(ev.by_index(view.axis))
+        wrong = judged & wrong_group[view.group]
         count, total = int(np.count_nonzero(wrong)), int(np.count_nonzero(judged))
         if count == 0 or count == total:
             continue
         per_group = ev.groups.size / max(1, total)
         if per_group < 2 and count > max(1, total // 4):
             continue  # single elements: only a few of them can be told apart
-        found.append((axis, np.flatnonzero(wrong)))
+        found.append((view.axis, np.flatnonzero(wrong)))
     return found
-
-
-def _by_view(ev: Evidence, axis: int, index: Index, reference: float) -> Float:
-    if index[-1] == index.size - 1:  # one group per index
-        return z_by_index(ev, axis, reference)
-    return _by_block(ev, axis, index, reference)[1]
-
-
-def _betas(ev: Evidence, axis: int, index: Index) -> Float:
-    """The scale error of each group of a view."""
-    a, c = ev.scale_terms
-    group = index[ev.groups.coords[axis]]
-    count = int(index[-1]) + 1
-    n = np.bincount(group, weights=a, minlength=count)
-    e = np.bincount(group, weights=c, minlength=count)
-    with np.errstate(all="ignore"):
-        return np.where(e > 0, n / e, 0.0)
 
 
 def uniform(ev: Evidence, beta: float) -> bool:
     """Whether no group of elements (batch item, row, position, block of positions) is off
     by a factor other than ``beta``."""
-    for axis, index, _, _ in _views(ev, beta):
-        if np.any(_by_view(ev, axis, index, beta) > Z_LIMIT):
-            return False
-    return True
-
-
-def _by_block(
-    ev: Evidence, axis: int, blocks: Index, reference: float | None = None
-) -> tuple[Float, Float]:
-    """Mean squares and scale-error z per block of positions along ``axis``."""
-    count = int(blocks[-1]) + 1
-    index = blocks[ev.groups.coords[axis]]
-    total = np.bincount(index, weights=ev.squares, minlength=count)
-    number = np.bincount(index, minlength=count)
-    with np.errstate(all="ignore"):
-        squares = np.where(number > 0, total / np.maximum(number, 1), np.nan)
-    return squares, _z(ev, index, count, reference)
+    return not any(np.any(view.z(ev, beta) > Z_LIMIT) for view in views(ev))
 
 
 def _rest_is_right(ev: Evidence, inside: npt.NDArray[np.bool_]) -> bool:
