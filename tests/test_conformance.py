@@ -118,6 +118,28 @@ def test_pytest_plugin_in_a_fresh_project(pytester):
     result.stdout.fnmatch_lines(
         ["*test_good?f64_same_k3?*PASSED*", "*likely cause: the kernel flipped*"]
     )
+    # The failure shows the test's own line and the message, not the library's source.
+    result.stdout.no_fnmatch_line("*def check(*")
+    result.stdout.no_fnmatch_line("*raise AssertionError*")
+
+
+def test_a_failing_assert_conv1d_shows_the_message_not_the_library(pytester):
+    pytester.makepyfile(
+        test_kernel="""
+        import uscale_ref
+        from uscale_ref.testing import assert_conv1d
+
+        def test_scaled():
+            def forward(x, w, b, **kwargs):
+                return uscale_ref.conv1d(x, w, b, **kwargs) * 2
+            assert_conv1d(forward, filter="f64_k3", drawn=0)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*likely cause: output: off by a factor 2 *"])
+    result.stdout.no_fnmatch_line("*def assert_conv1d(*")
+    result.stdout.no_fnmatch_line("*raise AssertionError*")
 
 
 def test_strategies_draw_valid_problems():

@@ -42,7 +42,7 @@ def test_golden_check_prints_what_assert_conv1d_says(tmp_path, capsys):
     for line in str(failure.value).splitlines()[1:4]:
         if line.startswith(CASE) or "likely cause" in line:
             assert line.strip() in printed
-    assert "errors biased like a scale off by a factor 1 + 3e-05" in printed
+    assert "errors biased along the expected values, by +3e-05 of them" in printed
     assert "likely cause: output: a scale off by a factor 1 + 3.0e-05" in printed
 
 

@@ -79,6 +79,7 @@ class GoldenCase:
         TypeError
             When no result is given (nothing would be checked).
         """
+        __tracebackhide__ = True  # pytest shows the message, not this code
         from uscale_ref.testing import to_numpy
         from uscale_ref.verdict import judge
         from uscale_ref.verdict.diagnosis import NO_CAUSE, explain

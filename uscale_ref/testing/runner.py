@@ -389,6 +389,7 @@ def assert_conv1d(
         For arguments of the call itself (an unknown dtype or precision, a
         filter that leaves nothing to check, ...), before any case runs.
     """
+    __tracebackhide__ = True  # pytest shows the message, not this code
     if not callable(forward):
         raise TypeError(f"forward must be callable, got {type(forward).__name__}")
     if backward is not None and not callable(backward):

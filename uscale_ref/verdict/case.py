@@ -173,6 +173,7 @@ def assert_matches(
         Naming each failing array and check: the worst element, the
         precision and the bias, with where they fall short.
     """
+    __tracebackhide__ = True  # pytest shows the message, not this code
     from ..golden.fixture import Fixture
     from ..golden.store import load
 

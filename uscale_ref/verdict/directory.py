@@ -152,7 +152,7 @@ def format_table(verdicts: list[CaseVerdict]) -> str:
     """A plain-text table: one row per (case, array): the largest error and the share of the
     bound it uses, the precision achieved and required, the bias in standard errors."""
     header = (
-        f"{'case':<36} {'array':<12} {'max |err|':>10} {'bound':>7} {'bits':>6} "
+        f"{'case':<36} {'array':<12} {'max |err|':>10} {'of bound':>8} {'bits':>6} "
         f"{'needed':>6} {'bias':>6}  result"
     )
     rows = [header, "-" * len(header)]
@@ -163,7 +163,7 @@ def format_table(verdicts: list[CaseVerdict]) -> str:
             result = "pass" if r.passed else "FAIL " + ",".join(r.failed_checks)
             rows.append(
                 f"{printable(verdict.case_id):<36} {r.name:<12} {r.max_abs_error:>10.3g} "
-                f"{r.bound_ratio:>7.2g} {shown:>6} {r.precision.required:>6g} "
+                f"{r.bound_ratio:>8.2g} {shown:>6} {r.precision.required:>6g} "
                 f"{r.bias.z:>6.2g}  {result}"
             )
     return "\n".join(rows)

@@ -16,6 +16,7 @@ Needs matplotlib (``pip install uscale-ref[plot]``); drawn without a screen.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,11 +65,16 @@ def draw(verdict: CaseVerdict, path: Path, names: list[str] | None = None) -> Pa
         gridspec_kw={"width_ratios": [1.4, 1]},
     )  # fmt: skip
     state = "passes" if verdict.passed else "FAILS"
-    figure.suptitle(f"{verdict.case_id}: {state} ({verdict.rule.describe()})", fontsize=12, y=0.995)
+    title = f"{verdict.case_id}: {state} ({verdict.rule.describe()})"
+    if verdict.cause:
+        title += f"\nlikely cause: {verdict.cause}"
+    # Wrapped to the figure's width; drawn as plain text, whatever a case id holds.
+    wrapped = "\n".join(textwrap.fill(line, 150) for line in title.splitlines())
+    figure.suptitle(wrapped, fontsize=11, y=0.998, parse_math=False)
     for (left, right), report in zip(axes, arrays, strict=True):
         _precision_map(left, report, figure)
         _histogram(right, report)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.03 * wrapped.count("\n") / len(arrays)))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -77,14 +83,14 @@ def draw(verdict: CaseVerdict, path: Path, names: list[str] | None = None) -> Pa
 
 def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
     from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
 
     p = report.precision
     tiles = p.tile_bits  # NaN: a tile without judged elements (a compact fixture's)
     top = p.format_bits + 4
     bottom = p.required - 10
     shown = np.clip(np.where(np.isinf(tiles) & (tiles > 0), top, tiles), bottom, top)
-    colours = colormaps["RdYlGn"].copy()
-    colours.set_bad("#dddddd")
+    colours = colormaps["RdYlGn"].with_extremes(bad="#dddddd")
     image = axis.imshow(
         np.ma.masked_invalid(shown), aspect="auto", interpolation="nearest", cmap=colours,
         vmin=bottom, vmax=top, origin="lower",
@@ -96,6 +102,11 @@ def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
     layout = report.layout
     axis.set_xlabel(f"block of {BLOCK} positions ({layout.position})")
     axis.set_ylabel(_ROW_LABEL.get(report.name, "") or "")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if layout.row is None:  # one row (grad_bias): no row axis to label
+        axis.set_yticks([])
+    else:
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     title = (
         f"{report.name}: {p.short()} (at least {p.required:g}; {report.rule.output_format} "
         f"has {p.format_bits})"
@@ -103,8 +114,8 @@ def _precision_map(axis: Any, report: ArrayReport, figure: Any) -> None:
     if p.failing_tiles:
         title += f", {p.failing_tiles} of {p.judged_tiles} tiles short"
     if not report.whole:
-        title += " (grey: no kept position)"
-    axis.set_title(title, fontsize=11)
+        title += " (grey: not kept)"
+    axis.set_title(title, fontsize=10)
 
 
 def _hatch_short_tiles(axis: Any, short: Any) -> None:
@@ -159,8 +170,8 @@ def _histogram(axis: Any, report: ArrayReport) -> None:
     axis.set_ylabel("elements")
     bias = report.bias
     axis.set_title(
-        f"bias: scale off by {bias.estimate:+.2g} ({_z(bias.z)} standard errors from allowed)",
-        fontsize=11,
+        f"bias {bias.estimate:+.2g} of the values ({_z(bias.z)} s.e. from allowed)",
+        fontsize=10,
     )
     axis.legend(fontsize=8, loc="upper left")
 

@@ -214,10 +214,12 @@ class ArrayReport:
         return describe_indices(hit, p.row_bits.size, letter) if hit.size else "none"
 
     def _bias_line(self, case_id: str) -> str:
+        """The errors' bias as measured: what it is, not what it means (a whole-array scale,
+        or a part of the array off by more: the likely cause says which)."""
         b = self.bias
         line = (
-            f"{case_id}: {self.name}: errors biased like a scale off by a factor "
-            f"1 {'+' if b.estimate >= 0 else '-'} {abs(b.estimate):.2g} (± {b.standard_error:.1g}; "
+            f"{case_id}: {self.name}: errors biased along the expected values, by "
+            f"{b.estimate:+.2g} of them over the array (± {b.standard_error:.1g}; "
             f"{b.z:.3g} standard errors from the allowed {b.allowed_text()})"
         )
         if b.row_z.size > 1 and np.max(b.row_z) > b.limit:
