@@ -235,3 +235,18 @@ def test_primitive_argument_errors():
         uscale_ref.correlate_input_grad(G, W, input_length=11)
     with pytest.raises(TypeError, match=r"input_length must be an int"):
         uscale_ref.correlate_input_grad(G, W, input_length=10.0)
+
+
+def test_an_array_given_for_a_shape_is_named_by_its_shape_not_printed():
+    with pytest.raises(TypeError) as error:
+        uscale_ref.conv1d_scales(np.zeros((2, 3, 40)), (4, 3, 1))
+    text = str(error.value)
+    assert "got a ndarray of shape (2, 3, 40) (pass its .shape)" in text
+    assert "0., 0." not in text and len(text) < 200
+
+
+def test_a_case_string_with_commas_in_scale_power_shows_the_colon_form():
+    from uscale_ref.golden.caselist import parse_case
+
+    with pytest.raises(ValueError, match="written with colons: 1:0.25:0.75"):
+        parse_case("dtype=float32,scale_power=0.5,0.5,0.5")

@@ -126,10 +126,21 @@ def as_int(name: str, value: object) -> int:
         ) from None
 
 
+def _brief(value: object) -> str:
+    """A value in a few words: an array by its type, shape and dtype, not its contents."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None:
+        hint = " (pass its .shape)" if dtype is not None else ""
+        return f"a {type(value).__name__} of shape {tuple(shape)}{hint}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _check_shape(name: str, shape: object, ranks: tuple[int, ...], axes: str) -> tuple[int, ...]:
     """The shape as a tuple of ints, or a TypeError / ValueError naming ``name``."""
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
-        raise TypeError(f"{name} shape must be a sequence of ints {axes}, got {shape!r}")
+        shown = _brief(shape)
+        raise TypeError(f"{name} shape must be a sequence of ints {axes}, got {shown}")
     if len(shape) not in ranks:
         raise ValueError(
             f"{name} must have {' or '.join(map(str, ranks))} dimensions {axes}, "

@@ -165,7 +165,10 @@ def parse_case(text: str) -> CaseSpec:
         key, equals, value = item.partition("=")
         key = key.strip()
         if not equals or not key:
-            raise ValueError(f"{where}: expected key=value, got {item!r}")
+            hint = ""
+            if "scale_power" in case and not equals:
+                hint = " (scale_power's three numbers are written with colons: 1:0.25:0.75)"
+            raise ValueError(f"{where}: expected key=value, got {item!r}{hint}")
         if key in case:
             raise ValueError(f"{where}: key {key!r} given twice")
         case[key] = value.strip()

@@ -84,6 +84,7 @@ class CaseSpec:
         seeds), and each result's expected values at about this many
         positions only (:mod:`uscale_ref.golden.positions`). Its inputs
         are the full case's.
+    suite : str
         The name of the suite the case is written into (part of the
         fixture's metadata, not of its id).
 

@@ -188,7 +188,10 @@ class ArrayReport:
             f"({self.rule.output_format} has {p.format_bits}"
         )
         if self.reference_bits is not None:
-            line += f"; a correct evaluation reaches {_bits(self.reference_bits)} here"
+            if math.isinf(self.reference_bits) and self.reference_bits > 0:
+                line += "; a correct evaluation is exact here"
+            else:
+                line += f"; a correct evaluation reaches {_bits(self.reference_bits)} here"
         line += ")"
         short_rows = int(np.count_nonzero(p.row_bits < p.required))
         if p.bits >= p.required or short_rows:
