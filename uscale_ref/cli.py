@@ -159,7 +159,7 @@ def _golden_check(args: argparse.Namespace) -> int:
     verdicts, problems = check_directory(
         args.results, args.golden, args.precision, accumulate=args.accumulate,
         skip=args.skip, reference=True, partial=args.partial,
-        whole_reference=args.plot is not None,
+        whole_reference=args.plot is not None, algorithm=args.algorithm,
     )  # fmt: skip
     if verdicts:
         print(format_table(verdicts))
@@ -317,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_folder,
         help="draw each case's precision map and error histogram to DIR/<case_id>.png "
         "(needs matplotlib)",
+    )
+    check.add_argument(
+        "--algorithm",
+        default="direct",
+        choices=["direct", "fft"],
+        help="fft: the kernel convolves by transforms; the bound allows an FFT's error, "
+        "bounded by the rows' norms",
     )
     check.add_argument(
         "--partial",

@@ -65,11 +65,12 @@ class GoldenCase:
         accumulate: str | None = None,
         skip: str | Sequence[str] | None = None,
         plot: str | Path | None = None,
+        algorithm: str = "direct",
         **results: Any,
     ) -> None:
         """Assert ``output=``, ``grad_input=``, ... pass; a failure names its likely cause.
 
-        ``precision``, ``accumulate`` and ``skip`` as for
+        ``precision``, ``accumulate``, ``skip`` and ``algorithm`` as for
         :func:`uscale_ref.testing.assert_conv1d`; ``plot``, a PNG path: on
         failure, draw the case's picture there and name it in the message
         (``--uscale-ref-plot DIR`` does so for every failing case).
@@ -90,7 +91,8 @@ class GoldenCase:
                 "check needs at least one result: output=, grad_input=, grad_weight= or grad_bias="
             )
         fixture = self.fixture
-        verdict = judge(fixture, given, precision, accumulate, skip, keep=True)
+        verdict = judge(fixture, given, precision, accumulate, skip, keep=True,
+                        algorithm=algorithm)  # fmt: skip
         if verdict.passed:
             return
         drawn = plot is not None or self.plots is not None

@@ -23,7 +23,7 @@ from ..verdict.diagnosis import NO_CAUSE, explain
 from ..verdict.picture import require_matplotlib
 from ..verdict.reference import correct_results
 from ..verdict.report import with_reference
-from ..verdict.rule import CHECKS, check_accumulate, check_precision, check_skip
+from ..verdict.rule import CHECKS, check_accumulate, check_algorithm, check_precision, check_skip
 from .drawing import SIZES, _options, draw_specs, dtype_list
 
 __all__ = ["ConformanceReport", "assert_conv1d", "to_numpy"]
@@ -219,6 +219,7 @@ class _Options:
     accumulate: str | None = None
     skip: frozenset[str] | None = None
     plot: Path | None = None
+    algorithm: str = "direct"
 
 
 def _check(
@@ -244,7 +245,8 @@ def _check(
         return f"{case.id}: {wrong}"
     skip = None if options.skip is None else sorted(options.skip)
     with np.errstate(all="ignore"):
-        verdict = judge(case, results, precision, options.accumulate, skip, keep=True)
+        verdict = judge(case, results, precision, options.accumulate, skip, keep=True,
+                        algorithm=options.algorithm)  # fmt: skip
         explain(verdict, case, results, precision, options.accumulate, options.plot is not None)
         if options.plot is not None and verdict.passed and not case.compact:
             # A correct evaluation's error histogram beside the kernel's, in the picture.
@@ -302,6 +304,7 @@ def assert_conv1d(
     accumulate: str | None = None,
     skip: str | Iterable[str] | None = None,
     plot: str | Path | None = None,
+    algorithm: str = "direct",
 ) -> ConformanceReport:
     """Hold a conv1d implementation to uscale_ref: every golden case, then drawn problems.
 
@@ -369,6 +372,10 @@ def assert_conv1d(
         A folder: a picture of each failing case (precision map and error
         histogram) is drawn there and named in the failure text; needs
         matplotlib.
+    algorithm : ``"direct"`` or ``"fft"``
+        ``"fft"``: your kernel convolves by transforms (an FFT); its errors
+        are then bounded by the rows' norms, not element by element, and the
+        verdict allows that (:mod:`uscale_ref.verdict.algorithm`).
 
     Returns
     -------
@@ -396,6 +403,7 @@ def assert_conv1d(
         raise TypeError(f"backward must be callable or None, got {type(backward).__name__}")
     check_precision(precision)
     accumulate = check_accumulate(accumulate)
+    check_algorithm(algorithm)
     checks = check_skip(skip)
     if plot is not None and not isinstance(plot, (str, Path)):
         raise TypeError(f"plot must be a folder (str or Path), got {type(plot).__name__}")
@@ -452,7 +460,8 @@ def assert_conv1d(
         )
     convert = to_array or _default_to_array
     skipped = frozenset(CHECKS) - checks
-    options = _Options(precision, accumulate, skipped, None if plot is None else Path(plot))
+    options = _Options(precision, accumulate, skipped, None if plot is None else Path(plot),
+                       algorithm)  # fmt: skip
     report = ConformanceReport()
     failures = []
     for case in [*chosen, *drawn_cases]:

@@ -72,9 +72,13 @@ class CaseVerdict:
 
 
 def _rule(
-    fixture: Fixture, precision: str, accumulate: str | None, skip: str | Iterable[str] | None
+    fixture: Fixture,
+    precision: str,
+    accumulate: str | None,
+    skip: str | Iterable[str] | None,
+    algorithm: str = "direct",
 ) -> Rule:
-    return rule_for(fixture.dtype, precision, accumulate, skip)
+    return rule_for(fixture.dtype, precision, accumulate, skip, algorithm=algorithm)
 
 
 def judge(
@@ -85,6 +89,7 @@ def judge(
     skip: str | Iterable[str] | None = None,
     reference: bool | dict[str, Any] = False,
     keep: bool = False,
+    algorithm: str = "direct",
 ) -> CaseVerdict:
     """Judge ``results`` (NumPy arrays by result name; None is skipped) against ``fixture``.
 
@@ -92,12 +97,13 @@ def judge(
     dtype and reports that correct evaluation's precision beside each array's
     (a dict of such results may be passed instead). ``keep``: failing arrays
     keep their element-wise figures for :func:`uscale_ref.verdict.diagnosis.explain`,
-    which releases them.
+    which releases them. ``algorithm="fft"``: the kernel convolves by transforms, and
+    the bound allows the normwise error of one (:mod:`uscale_ref.verdict.algorithm`).
     """
     unknown = set(results) - set(RESULT_NAMES)
     if unknown:
         raise TypeError(f"unknown result names {sorted(unknown)}; expected some of {RESULT_NAMES}")
-    rule = _rule(fixture, precision, accumulate, skip)
+    rule = _rule(fixture, precision, accumulate, skip, algorithm)
     references: dict[str, Any] = {}
     if reference is True:
         from .reference import correct_results
@@ -121,6 +127,7 @@ def compare(
     *,
     accumulate: str | None = None,
     skip: str | Iterable[str] | None = None,
+    algorithm: str = "direct",
     **results: Any,
 ) -> list[ArrayReport]:
     """Reports for every result given (``output=``, ``grad_input=``, ...; None is skipped).
@@ -131,7 +138,7 @@ def compare(
     the narrow dtypes, else the dtype); ``skip`` switches checks off by name
     (``"bound"``, ``"precision"``, ``"bias"``).
     """
-    return judge(fixture, results, precision, accumulate, skip).arrays
+    return judge(fixture, results, precision, accumulate, skip, algorithm=algorithm).arrays
 
 
 def assert_matches(
@@ -141,6 +148,7 @@ def assert_matches(
     accumulate: str | None = None,
     skip: str | Iterable[str] | None = None,
     plot: str | Path | None = None,
+    algorithm: str = "direct",
     **results: Any,
 ) -> None:
     """Assert that results pass the verdict of a golden case.
@@ -163,6 +171,9 @@ def assert_matches(
     plot : str or path, optional
         On failure, draw the case's picture to this PNG file and name it in
         the message (needs matplotlib).
+    algorithm : ``"direct"`` or ``"fft"``
+        ``"fft"``: the kernel convolves by transforms; the bound allows an
+        FFT's normwise error (:mod:`uscale_ref.verdict.algorithm`).
     **results
         Any of ``output``, ``grad_input``, ``grad_weight``, ``grad_bias`` as
         NumPy-convertible arrays of the case's shape and dtype.
@@ -180,7 +191,8 @@ def assert_matches(
     fixture = case if isinstance(case, Fixture) else load(case)
     if not any(value is not None for value in results.values()):
         raise TypeError("assert_matches needs at least one result array")
-    verdict = judge(fixture, results, precision, accumulate, skip, reference=plot is not None)
+    verdict = judge(fixture, results, precision, accumulate, skip, reference=plot is not None,
+                    algorithm=algorithm)  # fmt: skip
     if not verdict.passed:
         text = verdict.describe()
         if plot is not None:

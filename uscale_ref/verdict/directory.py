@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .case import CaseVerdict, judge
-from .rule import check_accumulate, check_precision, check_skip
+from .rule import check_accumulate, check_algorithm, check_precision, check_skip
 
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture
@@ -28,6 +28,7 @@ def check_directory(
     reference: bool = False,
     partial: bool = False,
     whole_reference: bool = False,
+    algorithm: str = "direct",
 ) -> tuple[list[CaseVerdict], list[str]]:
     """Judge every ``<case_id>.npz`` in ``results_dir`` against the goldens.
 
@@ -40,13 +41,15 @@ def check_directory(
     (the others are judged as usual); ``reference`` explains each failing
     case (:func:`uscale_ref.verdict.diagnosis.explain`: a correct evaluation's
     precision beside it, and the likely cause in its ``cause``; with
-    ``whole_reference`` that evaluation covers the whole case, for pictures).
+    ``whole_reference`` that evaluation covers the whole case, for pictures);
+    ``algorithm`` as for :func:`uscale_ref.verdict.judge`.
     """
     from ..golden.errors import GoldenFileError
     from ..golden.store import load
 
     check_precision(precision)
     check_accumulate(accumulate)
+    check_algorithm(algorithm)
     check_skip(skip)
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -70,7 +73,8 @@ def check_directory(
             given = read_results(path, fixture)
             chosen = precision if fixture.dtype in ("float32", "complex64") else "exact"
             with np.errstate(all="ignore"):
-                verdict = judge(fixture, given, chosen, accumulate, skip, keep=reference)
+                verdict = judge(fixture, given, chosen, accumulate, skip, keep=reference,
+                                algorithm=algorithm)  # fmt: skip
                 if reference:
                     from .diagnosis import explain
 

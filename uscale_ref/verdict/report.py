@@ -385,12 +385,17 @@ def judge_array(
         rounded = rounded_magnitude(fixture, name, expected, groups)
         terms = fixture.terms(name)
         scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
-        bound = rule.bound(terms, error_scale, rounded, scale)
+        normwise = None
+        if rule.algorithm == "fft":
+            from .algorithm import normwise as norms
+
+            normwise = norms(fixture, name)
+        bound = rule.bound(terms, error_scale, rounded, scale, normwise)
         bound_ratio = ratios(error, bound)
         unit = rule.u_out * error_scale
         units = ratios(error, unit)
         allowed_units = np.where(unit > 0, bound / unit, np.inf)
-        yardstick = rule.yardstick(terms, error_scale, rounded, scale)
+        yardstick = rule.yardstick(terms, error_scale, rounded, scale, normwise)
         ratio = ratios(error, yardstick)
     precision = precision_figure(ratio, groups, rule.bits, MARGIN_BITS)
     centres = fixture.scale_centres(name)

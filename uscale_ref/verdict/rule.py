@@ -120,12 +120,16 @@ class Rule:
         ``"exact"``, or ``"tf32"``: every multiplicand may have been rounded to TF32.
     checks : frozenset of str
         Which of :data:`CHECKS` decide the verdict.
+    algorithm : str
+        ``"direct"``, or ``"fft"``: the kernel convolves by transforms, and its
+        errors are bounded by the rows' norms too (:mod:`uscale_ref.verdict.algorithm`).
     """
 
     dtype: str
     accumulate: str
     precision: str = "exact"
     checks: frozenset[str] = frozenset(CHECKS)
+    algorithm: str = "direct"
 
     @property
     def output_format(self) -> str:
@@ -210,16 +214,23 @@ class Rule:
         error_scale: npt.NDArray[np.float64],
         rounded: npt.NDArray[np.float64],
         scale: float = 1.0,
+        normwise: npt.NDArray[np.float64] | None = None,
     ) -> npt.NDArray[np.float64]:
         """The element-wise bound on ``|actual - expected|``:
         ``accumulation_units(terms) * u_acc * error_scale + output_units * u_out * rounded
-        + absolute(terms, scale)`` (``scale``: the result's scale factor).
+        + absolute(terms, scale)`` (``scale``: the result's scale factor); under
+        ``algorithm="fft"``, plus ``FFT_UNITS * u_acc * normwise``
+        (:func:`uscale_ref.verdict.algorithm.normwise`).
         """
         bound: npt.NDArray[np.float64] = (
             self.accumulation_units(terms) * self.u_acc * error_scale
             + self.output_units * self.u_out * rounded
             + self.absolute(terms, scale)
         )
+        if self.algorithm == "fft" and normwise is not None:
+            from .algorithm import FFT_UNITS
+
+            bound = bound + self.complex_factor * FFT_UNITS * self.u_acc * normwise
         return bound
 
     def yardstick(
@@ -228,6 +239,7 @@ class Rule:
         error_scale: npt.NDArray[np.float64],
         rounded: npt.NDArray[np.float64],
         scale: float = 1.0,
+        normwise: npt.NDArray[np.float64] | None = None,
     ) -> npt.NDArray[np.float64]:
         """The size of a correct kernel's error on each element (its root mean square, about).
 
@@ -240,6 +252,8 @@ class Rule:
         Under ``precision="tf32"``, add ``2 * 2**-11 * error_scale /
         sqrt(terms)``: independent relative errors of the products grow with
         the terms' 2-norm, about ``error_scale / sqrt(terms)`` for random terms.
+        Under ``algorithm="fft"``, add ``u_acc * normwise / log2(M)``: the
+        rows' norms times a unit roundoff.
         """
         accumulation = self.u_acc * error_scale
         rounding = self.u_out * rounded
@@ -248,6 +262,9 @@ class Rule:
         if self.precision == "tf32":
             products = 2 * UNIT_ROUNDOFF["tf32"] * error_scale / math.sqrt(max(terms, 1))
             squares = squares + products * products
+        if self.algorithm == "fft" and normwise is not None:
+            transform = self.u_acc * normwise
+            squares = squares + transform * transform
         yardstick: npt.NDArray[np.float64] = np.sqrt(squares)
         return yardstick
 
@@ -303,6 +320,8 @@ class Rule:
         text = f"accumulation in {self.accumulate}"
         if self.precision != "exact":
             text += f", {self.precision} multiplicands"
+        if self.algorithm != "direct":
+            text += f", {self.algorithm} algorithm"
         if off:
             text += f"; {', '.join(off)} check{'s' if len(off) > 1 else ''} off"
         return text
@@ -357,12 +376,21 @@ def check_skip(skip: str | Iterable[str] | None) -> frozenset[str]:
     return left
 
 
+def check_algorithm(algorithm: object) -> str:
+    from .algorithm import ALGORITHMS
+
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    return algorithm
+
+
 def rule_for(
     dtype: str,
     precision: str = "exact",
     accumulate: str | None = None,
     skip: str | Iterable[str] | None = None,
     strict: bool = True,
+    algorithm: str = "direct",
 ) -> Rule:
     """The rule for a case of ``dtype``; ``accumulate=None`` takes the dtype's default.
 
@@ -385,4 +413,4 @@ def rule_for(
             )
         precision = "exact"
     chosen = check_accumulate(accumulate) or DEFAULT_ACCUMULATION[dtype]
-    return Rule(dtype, chosen, precision, check_skip(skip))
+    return Rule(dtype, chosen, precision, check_skip(skip), check_algorithm(algorithm))

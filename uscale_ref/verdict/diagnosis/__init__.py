@@ -96,10 +96,11 @@ def fits(
         error = np.abs(difference(ev.kernel[index], predicted))
         scale = np.maximum(magnitude, ev.error_scale[index])
         rounded = np.maximum(ev.rounded[index], np.abs(predicted))
-        bound = 2 * rule.bound(ev.terms, scale, rounded, ev.scale)
+        norms = None if ev.normwise is None else ev.normwise[index]
+        bound = 2 * rule.bound(ev.terms, scale, rounded, ev.scale, norms)
         if not np.all((error <= bound) | (error == 0)):
             return False
-        ratio = ratios(error, rule.yardstick(ev.terms, scale, rounded, ev.scale))
+        ratio = ratios(error, rule.yardstick(ev.terms, scale, rounded, ev.scale, norms))
     return bool(np.mean(ratio * ratio) <= WRONG_SQUARES)
 
 
@@ -185,19 +186,21 @@ def _scaled_fits(ev: Evidence, factor: float, where: npt.NDArray[np.bool_] | Non
     """Whether the kernel is ``factor`` times the right result (where ``where`` holds), up to
     a correct kernel's rounding."""
     kernel, expected = ev.kernel, ev.expected
-    scale, rounded = ev.error_scale, ev.rounded
+    scale, rounded, norms = ev.error_scale, ev.rounded, ev.normwise
     if where is not None:
         kernel, expected = kernel[where], expected[where]
         scale, rounded = scale[where], rounded[where]
+        norms = None if norms is None else norms[where]
+    norms = None if norms is None else abs(factor) * norms
     with np.errstate(all="ignore"):
         error = np.abs(difference(kernel, factor * expected))
         bound = 2 * ev.rule.bound(
-            ev.terms, abs(factor) * scale, abs(factor) * rounded, factor * ev.scale
+            ev.terms, abs(factor) * scale, abs(factor) * rounded, factor * ev.scale, norms
         )
         if not np.all((error <= bound) | (error == 0)):
             return False
         yardstick = ev.rule.yardstick(
-            ev.terms, abs(factor) * scale, abs(factor) * rounded, factor * ev.scale
+            ev.terms, abs(factor) * scale, abs(factor) * rounded, factor * ev.scale, norms
         )
         ratio = ratios(error, yardstick)
     return bool(ratio.size and np.mean(ratio * ratio) <= WRONG_SQUARES)
@@ -407,8 +410,9 @@ def explain(
         return verdict
     failing = [report.name for report in verdict.failing]
     verdict.cause, sampled = _diagnosis(
-        fixture, results, failing, precision, accumulate, verdict.failing
-    )
+        fixture, results, failing, precision, accumulate, verdict.failing,
+        verdict.rule.algorithm,
+    )  # fmt: skip
     references = {}
     if whole_reference and not fixture.compact:
         from ..reference import correct_results
@@ -435,6 +439,7 @@ def diagnose(
     precision: str = "exact",
     accumulate: str | None = None,
     reports: Sequence[ArrayReport] | None = None,
+    algorithm: str = "direct",
 ) -> str:
     """The likely cause of the ``failing`` arrays of ``results``; or :data:`NO_CAUSE`
     followed by what the evidence shows.
@@ -446,7 +451,7 @@ def diagnose(
     (``judge(..., keep=True)``) the diagnosis starts from those, else it measures
     them again from the results.
     """
-    return _diagnosis(case, results, failing, precision, accumulate, reports)[0]
+    return _diagnosis(case, results, failing, precision, accumulate, reports, algorithm)[0]
 
 
 def _diagnosis(
@@ -456,9 +461,10 @@ def _diagnosis(
     precision: str,
     accumulate: str | None,
     reports: Sequence[ArrayReport] | None,
+    algorithm: str = "direct",
 ) -> tuple[str, dict[str, float]]:
     """The cause, and the precision a correct evaluation reaches on each array's sample."""
-    rule = rule_for(case.dtype, precision, accumulate)
+    rule = rule_for(case.dtype, precision, accumulate, algorithm=algorithm)
     names = [n for n in failing if n in results and n in case.expected]
     kept = {r.name: r.measured for r in reports or () if r.measured is not None}
     findings: dict[str, tuple[str, str]] = {}
@@ -524,10 +530,45 @@ def _explain(
     scale = _scale(ev, candidates)
     if scale is not None:
         return scale
+    transform = _transform(ev, case)
+    if transform is not None:
+        return transform, "array"
     narrow = _arithmetic(ev, terms)
     if narrow is not None:
         return narrow, "array"
     return _unexplained(ev), "unexplained"
+
+
+def _transform(ev: Evidence, case: Fixture) -> str | None:
+    """Errors within an FFT convolution's normwise bound, and as large wherever the element
+    is small: the kernel convolves by transforms."""
+    from ..algorithm import FFT_UNITS, normwise
+
+    if ev.name == "grad_bias" or ev.rule.algorithm == "fft":
+        return None
+    error = np.sqrt(ev.squares) * ev.yardstick
+    if not np.any(error > ev.bound):
+        return None  # it fails for another reason than the size of its errors
+    fitted = fit(ev)
+    if fitted is not None and ev.off(*fitted) > SIGNIFICANT:
+        return None  # a transform's errors take either sign
+    norms = normwise(case, ev.name)
+    allowed = ev.bound + ev.rule.complex_factor * FFT_UNITS * ev.rule.u_acc * norms
+    if not np.all(error <= allowed):
+        return None
+    index = ev.sample[min(WORST, ev.sample.size // 2) :]
+    usable = (error[index] > 0) & (ev.error_scale[index] > 0)
+    if np.count_nonzero(usable) < 16:
+        return None
+    # A direct sum errs in proportion to its terms' size; a transform's error is spread
+    # over the row, whatever the element's own size.
+    slope = np.polyfit(np.log(ev.error_scale[index][usable]), np.log(error[index][usable]), 1)[0]
+    if slope > 0.5:
+        return None
+    return (
+        "errors bounded by the rows' norms, not element by element: a fast algorithm "
+        "(an FFT convolution) rather than direct sums (declare it with algorithm='fft')"
+    )
 
 
 def combined(names: Sequence[str], findings: dict[str, tuple[str, str]]) -> str:

@@ -31,6 +31,8 @@ Index = npt.NDArray[np.int64]
 #: The worst positions every sample holds, then this many in all (at most).
 WORST = 32
 SAMPLE = 256
+#: The fewest elements a group's scale error is trusted from.
+GROUP = 16
 #: A group of elements is wrong when its errors' mean square exceeds a correct kernel's
 #: this many times (the precision check's margin), right when below the second figure.
 WRONG_SQUARES = 4.0**MARGIN_BITS
@@ -66,6 +68,9 @@ class Evidence:
         (:meth:`~uscale_ref.verdict.rule.Rule.allowed_scale_errors`).
     scale : float
         The array's scale factor.
+    normwise : ndarray or None
+        Under ``algorithm="fft"``, each element's normwise error size
+        (:func:`uscale_ref.verdict.algorithm.normwise`).
     """
 
     def off(self, beta: float, spread: float) -> float:
@@ -90,6 +95,7 @@ class Evidence:
     terms: int
     allowed: list[tuple[float, float]]
     scale: float
+    normwise: Float | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -155,6 +161,11 @@ def evidence(
 ) -> Evidence:
     """The :class:`Evidence` of result ``name`` (the whole array as the kernel gave it), from
     what the verdict ``measured`` when it kept that."""
+    norms = None
+    if rule.algorithm == "fft":
+        from ..algorithm import normwise
+
+        norms = normwise(case, name)
     if measured is not None:
         m = measured
         squares = np.where(np.isfinite(m.ratio), m.ratio * m.ratio, 1e300)
@@ -162,7 +173,7 @@ def evidence(
         return Evidence(
             name, rule, m.groups, _wide(m.kernel), _wide(m.expected), m.error_scale,
             m.rounded, m.yardstick, m.bound, squares, _sample(m.bound_ratio),
-            case.terms(name), allowed, m.scale,
+            case.terms(name), allowed, m.scale, norms,
         )  # fmt: skip
     shape = case.result_shape(name)
     positions = case.positions(name)
@@ -176,15 +187,15 @@ def evidence(
         rounded = rounded_magnitude(case, name, expected, groups)
         terms = case.terms(name)
         scale = float(case.metadata["scales"][name])
-        yardstick = rule.yardstick(terms, error_scale, rounded, scale)
-        bound = rule.bound(terms, error_scale, rounded, scale)
+        yardstick = rule.yardstick(terms, error_scale, rounded, scale, norms)
+        bound = rule.bound(terms, error_scale, rounded, scale, norms)
         ratio = ratios(error, yardstick)
         over = ratios(error, bound)
     squares = np.where(np.isfinite(ratio), ratio * ratio, 1e300)
     allowed = rule.allowed_scale_errors(scale, case.scale_centres(name))
     return Evidence(
         name, rule, groups, kernel, expected, error_scale, rounded, yardstick, bound,
-        squares, _sample(over), terms, allowed, scale,
+        squares, _sample(over), terms, allowed, scale, norms,
     )  # fmt: skip
 
 
@@ -243,12 +254,15 @@ class View:
     sums : tuple of ndarray
         Per group, ``sum a``, ``sum c``, ``sum a^2``, ``sum a c``, ``sum c^2`` of the scale
         terms (:attr:`Evidence.scale_terms`).
+    count : ndarray
+        Per group, its judged elements.
     """
 
     axis: int
     group: Index
     squares: Float
     sums: tuple[Float, Float, Float, Float, Float]
+    count: Float
 
     def betas(self) -> Float:
         """The scale error of each group."""
@@ -303,7 +317,7 @@ def views(ev: Evidence) -> list[View]:
                                         for v in per_index)  # fmt: skip
                 with np.errstate(all="ignore"):
                     squares = np.where(number > 0, total / np.maximum(number, 1), np.nan)
-                found.append(View(axis, group, squares, tuple(sums)))  # type: ignore[arg-type]
+                found.append(View(axis, group, squares, tuple(sums), number))  # type: ignore[arg-type]
         ev._cache["views"] = found
     result: list[View] = ev._cache["views"]
     return result
@@ -351,9 +365,8 @@ def _sum_along(ev: Evidence, values: Float, axis: int) -> Float:
         others = tuple(i for i in range(len(layout.shape)) if i != axis)
         total: Float = values.reshape(layout.shape).sum(axis=others)
         return total
-    summed: Float = np.bincount(ev.groups.coords[axis], weights=values,
-                                minlength=layout.shape[axis])  # fmt: skip
-    return summed
+    summed = np.bincount(ev.groups.coords[axis], weights=values, minlength=layout.shape[axis])
+    return np.asarray(summed, dtype=np.float64)
 
 
 def localizing(ev: Evidence) -> list[tuple[int, Index]]:
@@ -384,8 +397,13 @@ def localizing(ev: Evidence) -> list[tuple[int, Index]]:
 
 def uniform(ev: Evidence, beta: float) -> bool:
     """Whether no group of elements (batch item, row, position, block of positions) is off
-    by a factor other than ``beta``."""
-    return not any(np.any(view.z(ev, beta) > Z_LIMIT) for view in views(ev))
+    by a factor other than ``beta``: by a tenth of it or more, distinguishably, in a group
+    of at least :data:`GROUP` elements (the standard error of fewer is not to be trusted)."""
+    for view in views(ev):
+        apart = np.abs(view.betas() - beta) > 0.1 * abs(beta)
+        if np.any(apart & (view.z(ev, beta) > Z_LIMIT) & (view.count >= GROUP)):
+            return False
+    return True
 
 
 def _rest_is_right(ev: Evidence, inside: npt.NDArray[np.bool_]) -> bool:
