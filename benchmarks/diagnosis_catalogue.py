@@ -8,6 +8,7 @@ the diagnosis. Correct kernels (uscale_ref in the case's dtype) are judged
 too: they must pass, and so get no cause.
 
     python benchmarks/diagnosis_catalogue.py [--dtype float32 ...] [--quick] [--json out.jsonl]
+        [--markdown table.md] [--table-from out.jsonl ...]
 
 The default cases are (8, 256, 1024, 256, 9) float32, (4, 128, 1024, 128, 9)
 complex64 (its emulated running sums are slow), (2, 256, 512, 256, 9)
@@ -36,7 +37,7 @@ from catalogue import ENTRIES
 from uscale_ref import verdict
 from uscale_ref.golden import CaseSpec, Fixture
 from uscale_ref.golden.fixture import build
-from uscale_ref.verdict.diagnosis import NO_CAUSE, diagnose
+from uscale_ref.verdict.diagnosis import NO_CAUSE, explain
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("float32", {"batch_size": 8, "in_channels": 256, "length": 1024, "out_channels": 256}),
@@ -59,18 +60,44 @@ def spec_of(dtype: str, sizes: dict[str, Any], quick: bool) -> CaseSpec:
 
 
 def verdict_of(case: Fixture, results: dict[str, np.ndarray], name: str) -> dict[str, Any]:
+    """Judge and explain ``results`` as the runner does; time each step."""
     start = time.perf_counter()
-    judged = verdict.judge(case, results)
+    judged = verdict.judge(case, results, keep=True)
     judged_s = time.perf_counter() - start
     row: dict[str, Any] = {"case": case.id, "dtype": case.dtype, "mistake": name,
                            "caught": not judged.passed, "judge_s": judged_s}  # fmt: skip
-    if judged.passed:
-        row.update(cause=None, diagnose_s=0.0)
-        return row
     start = time.perf_counter()
-    row["cause"] = diagnose(case, results, [r.name for r in judged.failing])
+    explain(judged, case, results)
     row["diagnose_s"] = time.perf_counter() - start
+    row["cause"] = judged.cause
     return row
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: a row per mistake, a column per case, the verdict in each cell."""
+    cases = list(dict.fromkeys(row["case"] for row in rows))
+    mistakes = list(dict.fromkeys(row["mistake"] for row in rows))
+    cell = {(row["mistake"], row["case"]): row for row in rows}
+    lines = ["| mistake | " + " | ".join(f"`{c}`" for c in cases) + " |",
+             "| --- |" + " --- |" * len(cases)]  # fmt: skip
+    for mistake in mistakes:
+        cells = []
+        for case in cases:
+            row = cell.get((mistake, case))
+            if row is None:
+                cells.append("")
+                continue
+            pass_s = next(r["judge_s"] for r in rows if r["case"] == case
+                          and r["mistake"].startswith("correct"))  # fmt: skip
+            ratio = (row["judge_s"] + row["diagnose_s"]) / pass_s
+            cells.append(row["named"] if not row["caught"] or row["named"] == "passes"
+                         else f"{row['named']} ({ratio:.1f}x)")  # fmt: skip
+        lines.append(f"| {mistake} | " + " | ".join(cells) + " |")
+    totals = {name: sum(1 for r in rows if r["named"] == name) for name in
+              ("right", "not explained", "WRONG", "not caught", "FALSE FAILURE")}  # fmt: skip
+    lines.append("")
+    lines.append(", ".join(f"{name}: {count}" for name, count in totals.items()) + ".")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -78,7 +105,17 @@ def main() -> None:
     parser.add_argument("--dtype", action="append")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--table-from", type=Path, nargs="+")
     args = parser.parse_args()
+    if args.table_from:
+        rows = [json.loads(line) for path in args.table_from
+                for line in path.read_text().splitlines() if line.strip()]  # fmt: skip
+        text = table(rows)
+        print(text)
+        if args.markdown:
+            args.markdown.write_text(text)
+        return
     rows = []
     for dtype, sizes in CASES:
         if args.dtype and dtype not in args.dtype:
@@ -97,7 +134,7 @@ def main() -> None:
             cause = row["cause"]
             if not row["caught"]:
                 row["named"] = "not caught"
-            elif NO_CAUSE in cause:
+            elif cause is None or NO_CAUSE in cause:
                 row["named"] = "not explained"
             elif all(words in cause for words in entry.named):
                 row["named"] = "right"
@@ -113,6 +150,8 @@ def main() -> None:
                   f"    {row['cause']}", flush=True)  # fmt: skip
     if args.json:
         args.json.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if args.markdown:
+        args.markdown.write_text(table(rows))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import uscale_ref
 from uscale_ref import verdict
 from uscale_ref.golden import CaseSpec, Fixture
 from uscale_ref.golden.fixture import build
-from uscale_ref.verdict.rule import rule_for
+from uscale_ref.tolerance.rule import rule_for
 
 SPEC = CaseSpec(dtype="float16", batch_size=2, in_channels=64, length=256, out_channels=64,
                 kernel_size=4, padding="same", groups=64, scale_power=(8, 8, 8))  # fmt: skip

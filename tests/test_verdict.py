@@ -13,8 +13,8 @@ import uscale_ref
 from uscale_ref import golden, verdict
 from uscale_ref.golden import CaseSpec, Fixture
 from uscale_ref.golden.fixture import build, read, to_bytes
+from uscale_ref.tolerance.layout import groups_of, layout_of
 from uscale_ref.verdict.bias import bias_figure
-from uscale_ref.verdict.layout import groups_of, layout_of
 from uscale_ref.verdict.precision import precision_figure, ratios
 
 

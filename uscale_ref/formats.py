@@ -75,6 +75,11 @@ FORMATS = {
 }
 
 
+#: The NumPy dtype that holds each dtype NumPy lacks: float32 holds bfloat16 values, and
+#: complex64 holds complex32 ones (pairs of float16 values).
+STORAGE = {"bfloat16": "float32", "complex32": "complex64"}
+
+
 def spacing(x: npt.ArrayLike, format: str) -> npt.NDArray[np.float64]:
     """The gap between the numbers of ``format`` around each finite ``|x|`` (float64).
 

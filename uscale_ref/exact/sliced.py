@@ -35,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ..formats import STORAGE
 from ..geometry import Conv1dGeometry
-from ..golden.suite import STORAGE
 from ..scales import Conv1dScales
 from . import bounds, ozaki
 from .doubledouble import _l1

@@ -35,14 +35,14 @@ import numpy.typing as npt
 
 from .. import __version__
 from ..exact import filtered, sliced
-from ..formats import FORMATS
+from ..formats import FORMATS, STORAGE
 from ..scales import scales_for_geometry
-from ..verdict.conventions import convention_centres, narrow
-from ..verdict.layout import groups_of, layout_of
+from ..tolerance.conventions import convention_centres, narrow
+from ..tolerance.layout import groups_of, layout_of
 from .errors import GoldenFileError
 from .inputs import draw, seed_for
 from .npz import read_npz
-from .suite import DTYPES, STORAGE, CaseSpec
+from .suite import DTYPES, CaseSpec
 
 FORMAT_VERSION = 2
 # Version 1 files (the same arrays, an older rule in the metadata) are still read.
@@ -88,7 +88,7 @@ def tolerance_metadata(
     and complex32 cases, else the dtype); docs/golden-format.md derives each
     number.
     """
-    from ..verdict import rule as verdict_rule
+    from ..tolerance import rule as verdict_rule
 
     rule = verdict_rule.rule_for(dtype)
     return {
@@ -446,7 +446,7 @@ class Fixture:
 
     def scale_centres(self, name: str) -> list[float] | None:
         """The relative scale errors of the rounding conventions correct kernels use on result
-        ``name`` (:mod:`uscale_ref.verdict.conventions`); None in a version 1 file."""
+        ``name`` (:mod:`uscale_ref.tolerance.conventions`); None in a version 1 file."""
         centres = self.metadata["tolerance"].get("bias", {}).get("centres", {}).get(name)
         return None if centres is None else [float(c) for c in centres]
 

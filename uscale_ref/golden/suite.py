@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..formats import STORAGE
 from ..geometry import Conv1dGeometry, conv1d_geometry
 from ..scales import conv1d_scales
 
@@ -44,8 +45,7 @@ DTYPE_TOKENS = {
 FULL_DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
 DTYPES = tuple(DTYPE_TOKENS)
 # ... and a few in bfloat16 and complex32, stored as float32 / complex64 arrays
-# holding representable values (NumPy has neither dtype without extra packages).
-STORAGE = {"bfloat16": "float32", "complex32": "complex64"}
+# holding representable values (formats.STORAGE).
 # The FP8 recipe of the unit scaling paper: E4M3 for activations and weights,
 # E5M2 for gradients, accumulated in float32.
 FP8_FORMATS = {"input": "float8_e4m3fn", "weight": "float8_e4m3fn", "grad_output": "float8_e5m2"}

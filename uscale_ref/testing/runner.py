@@ -18,12 +18,12 @@ from ..golden import Fixture
 from ..golden.fixture import build
 from ..golden.store import _read_manifest
 from ..golden.suite import DTYPES, FULL_DTYPES, CaseSpec
+from ..tolerance.rule import CHECKS, check_accumulate, check_algorithm, check_precision, check_skip
 from ..verdict import CaseVerdict, judge
 from ..verdict.diagnosis import NO_CAUSE, explain
 from ..verdict.picture import require_matplotlib
 from ..verdict.reference import correct_results
 from ..verdict.report import with_reference
-from ..verdict.rule import CHECKS, check_accumulate, check_algorithm, check_precision, check_skip
 from .drawing import SIZES, _options, draw_specs, dtype_list
 
 __all__ = ["ConformanceReport", "assert_conv1d", "to_numpy"]

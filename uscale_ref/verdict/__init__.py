@@ -13,7 +13,7 @@ checks are on:
 ``precision``
     the significant bits achieved over the array, each row (channel), batch
     item and tile of 64 positions, at most
-    :data:`~uscale_ref.verdict.rule.MARGIN_BITS` short of the output format's
+    :data:`~uscale_ref.tolerance.rule.MARGIN_BITS` short of the output format's
     (:mod:`uscale_ref.verdict.precision`);
 ``bias``
     no scale error in the errors' mean, over the array and per row
@@ -30,10 +30,7 @@ docs/golden-format.md derives the rule and the false-failure probability.
 
 from __future__ import annotations
 
-from .case import CaseVerdict, assert_matches, compare, judge
-from .directory import check_directory, format_table, read_results
-from .report import ArrayReport, index_pattern, judge_array
-from .rule import (
+from ..tolerance.rule import (
     ACCUMULATIONS,
     BLOCK,
     CHECKS,
@@ -44,6 +41,9 @@ from .rule import (
     Rule,
     rule_for,
 )
+from .case import CaseVerdict, assert_matches, compare, judge
+from .directory import check_directory, format_table, read_results
+from .report import ArrayReport, index_pattern, judge_array
 
 __all__ = [
     "ACCUMULATIONS",

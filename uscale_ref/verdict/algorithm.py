@@ -24,16 +24,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from ..tolerance.rule import ALGORITHMS, FFT_UNITS
+
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture
 
 __all__ = ["ALGORITHMS", "FFT_UNITS", "normwise"]
 
-#: The algorithms a kernel may declare: ``direct`` (forms every product), ``fft``.
-ALGORITHMS = ("direct", "fft")
-#: The normwise bound's constant: three transforms (two forward, one back), the products,
-#: and the sum over channels, each a few roundings per level of the transform.
-FFT_UNITS = 8.0
 
 Float = npt.NDArray[np.float64]
 

@@ -17,7 +17,7 @@ sum
 which, for independent errors symmetric about zero, exceeds ``t`` in size
 with probability at most ``2 exp(-t^2 / 2)`` whatever their sizes and
 however many there are (Hoeffding's inequality on random signs). An array
-fails when ``|z|`` exceeds :data:`~uscale_ref.verdict.rule.Z_LIMIT` for every
+fails when ``|z|`` exceeds :data:`~uscale_ref.tolerance.rule.Z_LIMIT` for every
 allowed ``delta`` (:meth:`Rule.allowed_scale_errors`), over the whole array
 or in any row.
 """
@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .layout import Groups
+from ..tolerance.conventions import centred
+from ..tolerance.layout import Groups
 
 __all__ = ["BiasFigure", "bias_figure", "centred"]
 
@@ -116,23 +117,6 @@ class BiasFigure:
             centre, width = (low + high) / 2, (high - low) / 2
             parts.append(f"{centre:+.2g} ± {width:.1g}" if centre else f"0 ± {width:.1g}")
         return " or ".join(parts)
-
-
-def centred(e: npt.NDArray[Any], row: npt.NDArray[np.int64], rows: int) -> npt.NDArray[Any]:
-    """``e`` less the mean of its row's finite elements (``row``: each element's row); 0 where
-    ``e`` is not finite."""
-    usable = np.isfinite(e)
-    values = np.where(usable, e, 0)
-    counts = np.bincount(row[usable], minlength=rows)
-    if np.iscomplexobj(values):
-        totals = np.bincount(row, weights=values.real, minlength=rows) + 1j * np.bincount(
-            row, weights=values.imag, minlength=rows
-        )
-    else:
-        totals = np.bincount(row, weights=values, minlength=rows)
-    mean = totals / np.maximum(counts, 1)
-    result: npt.NDArray[Any] = np.where(usable, values - mean[row], 0)
-    return result
 
 
 def bias_figure(

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..tolerance.rule import Rule, rule_for
 from .report import ArrayReport, judge_array
-from .rule import Rule, rule_for
 
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..tolerance.rule import check_accumulate, check_algorithm, check_precision, check_skip
 from .case import CaseVerdict, judge
-from .rule import check_accumulate, check_algorithm, check_precision, check_skip
 
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture

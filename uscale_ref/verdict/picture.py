@@ -18,16 +18,29 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from ..tolerance.rule import BLOCK, MARGIN_BITS
 from .precision import HISTOGRAM_EDGES
-from .rule import BLOCK, MARGIN_BITS
 
 if TYPE_CHECKING:
-    from .case import CaseVerdict
+    from ..tolerance.rule import Rule
     from .report import ArrayReport
+
+
+class Drawn(Protocol):
+    """What a picture shows of a verdict (:class:`~uscale_ref.verdict.CaseVerdict` has it)."""
+
+    case_id: str
+    rule: Rule
+    arrays: list[ArrayReport]
+    cause: str | None
+
+    @property
+    def passed(self) -> bool: ...
+
 
 __all__ = ["draw", "require_matplotlib"]
 
@@ -49,7 +62,7 @@ def require_matplotlib(option: str) -> None:
         ) from None
 
 
-def draw(verdict: CaseVerdict, path: Path, names: list[str] | None = None) -> Path:
+def draw(verdict: Drawn, path: Path, names: list[str] | None = None) -> Path:
     """Draw ``verdict`` (its arrays ``names``, default all) to ``path`` (PNG); return the path."""
     require_matplotlib("plot")
     import matplotlib

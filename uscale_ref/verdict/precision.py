@@ -9,7 +9,7 @@ than a correct kernel's the errors are, and
 
 (``p``: the output format's significant bits) is the precision achieved.
 A correct kernel reaches about ``p`` or more; a group fails when it falls
-:data:`~uscale_ref.verdict.rule.MARGIN_BITS` bits short.
+:data:`~uscale_ref.tolerance.rule.MARGIN_BITS` bits short.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .layout import Groups
+from ..tolerance.layout import Groups
 
 __all__ = ["HISTOGRAM_EDGES", "PrecisionFigure", "histogram", "precision_figure", "ratios"]
 
@@ -60,7 +60,7 @@ class PrecisionFigure:
     row_bits, item_bits : ndarray
         Per row (channel) and per batch item (empty when the array has none).
     tile_bits : ndarray
-        ``(rows, blocks)``: per row and block of :data:`~uscale_ref.verdict.rule.BLOCK`
+        ``(rows, blocks)``: per row and block of :data:`~uscale_ref.tolerance.rule.BLOCK`
         positions, all items together.
     counts : ndarray
         The error histogram: elements per bin of ``log2(|error| / yardstick)``

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..tolerance.layout import Groups, Layout, describe_indices, groups_of, layout_of
+from ..tolerance.rule import MARGIN_BITS, UNIT_ROUNDOFF, Z_LIMIT, Rule
 from .bias import BiasFigure, bias_figure
-from .layout import Groups, Layout, groups_of, layout_of
 from .precision import PrecisionFigure, bits_of, histogram, precision_figure, ratios
-from .rule import MARGIN_BITS, UNIT_ROUNDOFF, Z_LIMIT, Rule
 
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture
@@ -291,23 +291,6 @@ def index_pattern(failing: npt.NDArray[np.bool_], axes: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
-def describe_indices(hit: npt.NDArray[Any], size: int, letter: str) -> str:
-    """Sorted indices along an axis of ``size`` in words: one value, a range, a residue
-    class, a range with gaps, or a list."""
-    if hit.size == 1:
-        return f"{letter} = {hit[0]}"
-    if hit[-1] - hit[0] + 1 == hit.size:
-        return f"{letter} in {hit[0]}..{hit[-1]}"
-    modulus = next((m for m in range(size // 2, 1, -1) if np.all(hit % m == hit[0] % m)), None)
-    span = int(hit[-1] - hit[0] + 1)
-    if modulus is not None:
-        return f"{letter} ≡ {hit[0] % modulus} (mod {modulus})"
-    if 2 * hit.size >= span:  # a range with a few gaps
-        return f"{letter} in {hit[0]}..{hit[-1]} ({hit.size} of those {span})"
-    shown = ", ".join(map(str, hit[:6])) + (", ..." if hit.size > 6 else "")
-    return f"{letter} in {{{shown}}} ({hit.size} values)"
-
-
 def _scalar(value: Any) -> float | complex:
     return complex(value) if np.iscomplexobj(value) else float(value)
 
@@ -494,6 +477,6 @@ def with_reference(
 
 def unit_roundoff(dtype: str) -> float:
     """The unit roundoff of a case dtype's output format (of its real part for complex)."""
-    from .rule import OUTPUT_FORMAT
+    from ..tolerance.rule import OUTPUT_FORMAT
 
     return UNIT_ROUNDOFF[OUTPUT_FORMAT[dtype]]

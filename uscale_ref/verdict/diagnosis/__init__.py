@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ...tolerance.layout import describe_indices
+from ...tolerance.rule import MARGIN_BITS, Rule, rule_for
 from ..case import CaseVerdict
 from ..precision import ratios
-from ..report import ArrayReport, describe_indices, difference, with_reference
-from ..rule import MARGIN_BITS, Rule, rule_for
+from ..report import ArrayReport, difference, with_reference
 from . import arithmetic
 from .catalogue import MISTAKES, Mistake, ScaleMistake, rounding, scale_candidates, swapped_groups
 from .evidence import WORST, WRONG_SQUARES, Evidence, Part, evidence, fit, uniform, wrong_part

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..layout import Groups, groups_of, layout_of
+from ...tolerance.layout import Groups, groups_of, layout_of
+from ...tolerance.rule import MARGIN_BITS, Z_LIMIT, Rule
 from ..precision import ratios
 from ..report import Measured, difference, rounded_magnitude
-from ..rule import MARGIN_BITS, Z_LIMIT, Rule
 
 if TYPE_CHECKING:
     from ...golden.fixture import Fixture
@@ -65,7 +65,7 @@ class Evidence:
         The terms each element sums.
     allowed : list of (float, float)
         The scale errors a correct kernel's rounding conventions may show
-        (:meth:`~uscale_ref.verdict.rule.Rule.allowed_scale_errors`).
+        (:meth:`~uscale_ref.tolerance.rule.Rule.allowed_scale_errors`).
     scale : float
         The array's scale factor.
     normwise : ndarray or None
@@ -297,8 +297,8 @@ class View:
 
 def views(ev: Evidence) -> list[View]:
     """Each way of grouping the elements along an axis (by index; along the last axis by
-    blocks of :data:`~uscale_ref.verdict.rule.BLOCK` positions too), measured once."""
-    from ..rule import BLOCK
+    blocks of :data:`~uscale_ref.tolerance.rule.BLOCK` positions too), measured once."""
+    from ...tolerance.rule import BLOCK
 
     if "views" not in ev._cache:
         found = []
@@ -329,7 +329,7 @@ def wrong_part(ev: Evidence) -> Part | None:
 
     An index along an axis is wrong when its elements' errors are larger than a correct
     kernel's (their mean square, :data:`WRONG_SQUARES`) or biased like a scale error
-    (:data:`~uscale_ref.verdict.rule.Z_LIMIT` standard errors). The rest must then be
+    (:data:`~uscale_ref.tolerance.rule.Z_LIMIT` standard errors). The rest must then be
     right: within the bound, as precise as a correct kernel, and, where the part is off by
     a factor, without that factor.
     """

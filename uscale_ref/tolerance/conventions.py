@@ -26,11 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .bias import centred
 from .layout import Groups
 from .rule import OUTPUT_FORMAT, UNIT_ROUNDOFF
 
-__all__ = ["convention_centres", "narrow"]
+__all__ = ["centred", "convention_centres", "narrow"]
 
 
 def narrow(dtype: str) -> bool:
@@ -57,6 +56,23 @@ def _beta(result: npt.NDArray[Any], expected: npt.NDArray[Any], groups: Groups) 
         numerator = float(np.sum(np.real(r * np.conj(weights))))
         denominator = float(np.sum(np.abs(weights) ** 2))
     return numerator / denominator if denominator > 0 else 0.0
+
+
+def centred(e: npt.NDArray[Any], row: npt.NDArray[np.int64], rows: int) -> npt.NDArray[Any]:
+    """``e`` less the mean of its row's finite elements (``row``: each element's row); 0 where
+    ``e`` is not finite."""
+    usable = np.isfinite(e)
+    values = np.where(usable, e, 0)
+    counts = np.bincount(row[usable], minlength=rows)
+    if np.iscomplexobj(values):
+        totals = np.bincount(row, weights=values.real, minlength=rows) + 1j * np.bincount(
+            row, weights=values.imag, minlength=rows
+        )
+    else:
+        totals = np.bincount(row, weights=values, minlength=rows)
+    mean = totals / np.maximum(counts, 1)
+    result: npt.NDArray[Any] = np.where(usable, values - mean[row], 0)
+    return result
 
 
 def convention_centres(

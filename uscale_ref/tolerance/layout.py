@@ -3,7 +3,7 @@
 The precision map and the bias are taken per *row* (an output channel of
 ``output``, an input channel of ``grad_input``, an output channel of
 ``grad_weight``), per *item* (a batch item) and per *tile* (a row by a block
-of :data:`~uscale_ref.verdict.rule.BLOCK` positions, all items together), so
+of :data:`~uscale_ref.tolerance.rule.BLOCK` positions, all items together), so
 that one wrong channel or tile among hundreds stands out.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AXES", "Groups", "Layout", "groups_of", "layout_of"]
+__all__ = ["AXES", "Groups", "Layout", "describe_indices", "groups_of", "layout_of"]
 
 # The index letters of each result array (batched; unbatched drops the first).
 AXES = {
@@ -130,8 +130,6 @@ class Groups:
         """Where the failing judged elements lie, axis by axis, in words (see
         :func:`uscale_ref.verdict.report.index_pattern`); an axis along which every
         judged index fails is left out."""
-        from .report import describe_indices
-
         parts = []
         for axis, letter in enumerate(self.layout.axes):
             size = self.layout.shape[axis]
@@ -160,3 +158,20 @@ def groups_of(layout: Layout, flat: npt.NDArray[np.int64] | None = None) -> Grou
     tile = row * layout.blocks + position // BLOCK
     coords = np.unravel_index(flat, layout.shape) if layout.shape else ()
     return Groups(layout, flat, item, row, tile, tuple(np.asarray(c) for c in coords))
+
+
+def describe_indices(hit: npt.NDArray[Any], size: int, letter: str) -> str:
+    """Sorted indices along an axis of ``size`` in words: one value, a range, a residue
+    class, a range with gaps, or a list."""
+    if hit.size == 1:
+        return f"{letter} = {hit[0]}"
+    if hit[-1] - hit[0] + 1 == hit.size:
+        return f"{letter} in {hit[0]}..{hit[-1]}"
+    modulus = next((m for m in range(size // 2, 1, -1) if np.all(hit % m == hit[0] % m)), None)
+    span = int(hit[-1] - hit[0] + 1)
+    if modulus is not None:
+        return f"{letter} ≡ {hit[0] % modulus} (mod {modulus})"
+    if 2 * hit.size >= span:  # a range with a few gaps
+        return f"{letter} in {hit[0]}..{hit[-1]} ({hit.size} of those {span})"
+    shown = ", ".join(map(str, hit[:6])) + (", ..." if hit.size > 6 else "")
+    return f"{letter} in {{{shown}}} ({hit.size} values)"

@@ -81,6 +81,12 @@ DEFAULT_ACCUMULATION = {
 }
 ACCUMULATIONS = ("float16", "bfloat16", "float32", "float64")
 PRECISIONS = ("exact", "tf32")
+#: The algorithms a kernel may declare: ``direct`` (forms every product), ``fft``
+#: (convolves by transforms; :mod:`uscale_ref.verdict.algorithm`).
+ALGORITHMS = ("direct", "fft")
+#: The normwise bound's constant: three transforms (two forward, one back), the products,
+#: and the sum over channels, each a few roundings per level of the transform.
+FFT_UNITS = 8.0
 #: The three tests of an array, each of which can be switched off by name.
 CHECKS = ("bound", "precision", "bias")
 
@@ -228,8 +234,6 @@ class Rule:
             + self.absolute(terms, scale)
         )
         if self.algorithm == "fft" and normwise is not None:
-            from .algorithm import FFT_UNITS
-
             bound = bound + self.complex_factor * FFT_UNITS * self.u_acc * normwise
         return bound
 
@@ -274,7 +278,7 @@ class Rule:
         """The relative scale errors a correct kernel's whole array may show (intervals).
 
         Around each of ``centres``, the biases of the rounding conventions
-        correct kernels use (:mod:`uscale_ref.verdict.conventions`; a
+        correct kernels use (:mod:`uscale_ref.tolerance.conventions`; a
         fixture stores them), a kernel may differ by
         :data:`SCALE_ROUNDINGS` roundings of its accumulation format (it
         evaluates the scale formula in it) and, in a narrow output format,
@@ -377,8 +381,6 @@ def check_skip(skip: str | Iterable[str] | None) -> frozenset[str]:
 
 
 def check_algorithm(algorithm: object) -> str:
-    from .algorithm import ALGORITHMS
-
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     return algorithm
