@@ -4,9 +4,9 @@ A direct kernel forms each element's products and adds them: its error is
 bounded element by element by the terms' magnitudes (the error scale). An
 FFT convolution transforms whole rows, multiplies the transforms and
 transforms back: every output element of a row carries rounding errors of
-every input element of it, and the error is bounded by the rows' 2-norms,
+every input element of it, and the error is bounded by the rows' 2-norms::
 
-    |y_hat[i] - y[i]| <= FFT_UNITS * log2(M) * u_acc * |s| * sum_c ||x_c||_2 ||w_c||_2,
+    |y_hat[i] - y[i]| <= FFT_UNITS * log2(M) * u_acc * |s| * sum_c ||x_c||_2 ||w_c||_2
 
 over the channels ``c`` the element sums, ``M`` the transform's length (a
 power of two at least the padded row and the kernel's span). An element much
