@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from uscale_ref import config
@@ -60,3 +62,18 @@ def test_bad_environment_value_does_not_break_the_import(monkeypatch):
     )
     assert done.stdout.strip() == str(config.DEFAULT_WORKSPACE_BYTES)
     assert "USCALE_REF_WORKSPACE_MB" in done.stderr
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    # A package missing from pyproject's list is left out of the wheel, and an installed
+    # uscale_ref fails to import (an editable install hides it).
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "pyproject.toml").read_text()
+    listed = set(re.findall(r'^\s+"(uscale_ref[a-z_.]*)",$', text, re.MULTILINE))
+    found = {
+        ".".join(path.parent.relative_to(root).parts)
+        for path in (root / "uscale_ref").rglob("__init__.py")
+    }
+    assert found - listed == set()
