@@ -88,6 +88,18 @@ def fits(
     magnitude: npt.NDArray[np.float64],
     rule: Rule | None = None,
 ) -> bool:
+    """Whether the kernel's values at ``index`` pass as a result whose exact values are
+    ``predicted`` (:func:`misfit`)."""
+    return misfit(ev, index, predicted, magnitude, rule) is not None
+
+
+def misfit(
+    ev: Evidence,
+    index: npt.NDArray[np.int64],
+    predicted: npt.NDArray[Any],
+    magnitude: npt.NDArray[np.float64],
+    rule: Rule | None = None,
+) -> float | None:
     """Whether the kernel's values at ``index`` (into the judged elements) pass as a
     result whose exact values are ``predicted``: within twice the bound (the kernel's own
     rounding comes on top), measured on ``magnitude`` (at least the case's error scale),
@@ -100,9 +112,10 @@ def fits(
         norms = None if ev.normwise is None else ev.normwise[index]
         bound = 2 * rule.bound(ev.terms, scale, rounded, ev.scale, norms)
         if not np.all((error <= bound) | (error == 0)):
-            return False
+            return None
         ratio = ratios(error, rule.yardstick(ev.terms, scale, rounded, ev.scale, norms))
-    return bool(np.mean(ratio * ratio) <= WRONG_SQUARES)
+    squares = float(np.mean(ratio * ratio)) if ratio.size else 0.0
+    return squares if squares <= WRONG_SQUARES else None
 
 
 def _visible(ev: Evidence, index: npt.NDArray[np.int64], predicted: npt.NDArray[Any]) -> bool:
@@ -111,6 +124,8 @@ def _visible(ev: Evidence, index: npt.NDArray[np.int64], predicted: npt.NDArray[
     with np.errstate(all="ignore"):
         change = np.abs(difference(predicted, ev.expected[index]))
         ratio = ratios(change, ev.yardstick[index])
+    if index.size == 0:
+        return False
     return bool(np.any(change > ev.bound[index]) or np.mean(ratio * ratio) > WRONG_SQUARES)
 
 
@@ -121,8 +136,9 @@ def _makes(
     rule: Rule | None = None,
     edge: int = 0,
     sample: npt.NDArray[np.int64] | None = None,
-) -> bool:
-    """Whether a kernel forming ``variant``'s terms gives this array: tried on the worst
+) -> float | None:
+    """How closely a kernel forming ``variant``'s terms gives this array (the mean square
+    of the errors from it, in yardsticks), or None where it does not: tried on the worst
     positions first, then on the whole sample. ``edge``: leave out the first (1) or last
     (-1) position of each row, where a shifted result holds what the kernel rolled in."""
     if sample is None:
@@ -132,11 +148,15 @@ def _makes(
         position = ev.groups.coords[-1][sample]
         last = ev.groups.layout.shape[-1] - 1
         sample = sample[position != (0 if edge > 0 else last)]
+    squares = None
+    if sample.size == 0:
+        return None
     for index in (sample[:HEAD], sample):
         predicted, magnitude = terms.evaluate(ev.name, ev.groups.flat[index], variant)
-        if not fits(ev, index, predicted, magnitude, rule):
-            return False
-    return _visible(ev, sample, predicted)
+        squares = misfit(ev, index, predicted, magnitude, rule)
+        if squares is None:
+            return None
+    return squares if _visible(ev, sample, predicted) else None
 
 
 # -- the causes, in order ----------------------------------------------------------------------
@@ -145,20 +165,27 @@ def _makes(
 def _structural(
     ev: Evidence, terms: Terms, case: Fixture, sample: npt.NDArray[np.int64] | None = None
 ) -> str | None:
-    """The first classic mistake the array (or its ``sample``) matches."""
+    """The classic mistake the array (or its ``sample``) matches; of several, the one it
+    matches most closely (the bias left out and the bias scaled twice differ by less than a
+    rounding where the scale is small)."""
     geometry = terms.geometry
+    matched: list[tuple[float, str]] = []
     for mistake in [*MISTAKES, *_group_swaps(ev, geometry)]:
         if ev.name not in mistake.arrays:
             continue
         variant = mistake.variant(geometry, case)
-        if variant is not None and _makes(ev, terms, variant, edge=mistake.edge,
-                                          sample=sample):  # fmt: skip
-            return mistake.description
+        if variant is None:
+            continue
+        squares = _makes(ev, terms, variant, edge=mistake.edge, sample=sample)
+        if squares is not None:
+            matched.append((squares, mistake.description))
+    if matched:
+        return min(matched, key=lambda pair: pair[0])[1]
     if sample is not None:
         return None
     if ev.rule.output_format == "float64" and ev.bits() <= 24 + 2 * MARGIN_BITS:
         narrow = Rule(ev.rule.dtype, "float32", ev.rule.precision, ev.rule.checks)
-        if _makes(ev, terms, Variant(operands=rounding("float32")), narrow):
+        if _makes(ev, terms, Variant(operands=rounding("float32")), narrow) is not None:
             return (
                 "computes in float32: the results pass as those of a float32 kernel "
                 "(inputs or sums in float32)"

@@ -386,8 +386,8 @@ def localizing(ev: Evidence) -> list[tuple[int, Index]]:
         judged = ~np.isnan(ev.by_index(view.axis))
         wrong = judged & wrong_group[view.group]
         count, total = int(np.count_nonzero(wrong)), int(np.count_nonzero(judged))
-        if count == 0 or count == total:
-            continue
+        if count == 0 or count >= 0.9 * total:
+            continue  # nearly every index: the few others are chance, not a line
         per_group = ev.groups.size / max(1, total)
         if per_group < 2 and count > max(1, total // 4):
             continue  # single elements: only a few of them can be told apart
