@@ -75,3 +75,21 @@ def stated_factor(cause: str) -> tuple[float, float]:
     assert found, cause
     sign = 1.0 if found.group(1) == "+" else -1.0
     return sign * float(found.group(2)), float(found.group(3))
+
+
+@pytest.mark.parametrize("bits", range(8, 24))
+def test_an_accumulators_width_is_named_within_a_bit(bits):
+    # Running sums kept in `bits` significant bits, 8 to 23: where the verdict sees them,
+    # the cause states the width within one bit.
+    from catalogue import _running
+
+    case = case_of("float32", "plain")
+    results = _running(bits)(case)
+    judged = verdict.judge(case, results)
+    if judged.passed:
+        assert bits >= 20, f"a {bits}-bit accumulator passed"
+        return
+    cause = diagnose(case, results, [r.name for r in judged.failing])
+    stated = [int(m) for m in re.findall(r"keep (?:about )?(\d+) significant bits", cause)]
+    assert stated, cause
+    assert all(abs(width - bits) <= 1 for width in stated), cause
