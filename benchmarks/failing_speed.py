@@ -28,8 +28,6 @@ import uscale_ref
 from uscale_ref import golden
 from uscale_ref.cli import main as cli
 from uscale_ref.golden import Fixture
-from uscale_ref.golden.caselist import parse_case
-from uscale_ref.golden.fixture import build
 from uscale_ref.testing import assert_conv1d
 
 
@@ -65,11 +63,12 @@ class Timed:
 MISTAKES = (None, "scale", "item", "tap")
 
 
-def runner(fixture: Fixture, mistake: str | None) -> float:
+def runner(folder: Path, fixture: Fixture, mistake: str | None) -> float:
     kernel = Timed(mistake)
     start = time.perf_counter()
     try:
-        assert_conv1d(kernel.forward, kernel.backward, cases=[fixture.spec], drawn=0)
+        assert_conv1d(kernel.forward, kernel.backward, golden_dir=folder, filter=fixture.id,
+                      drawn=0)  # fmt: skip
     except AssertionError:
         pass
     return time.perf_counter() - start - kernel.seconds
@@ -105,14 +104,16 @@ def main() -> None:
     parser.add_argument("--check", default="dtype=float32,N=8,C=256,L=4096,O=256,K=9,padding=same")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    spec = parse_case(args.case)
-    arrays, metadata = build(spec)
-    fixture = Fixture(spec.id, metadata, arrays)
-    times: dict[str | None, list[float]] = {m: [] for m in MISTAKES}
-    for _ in range(args.repeats):
-        for mistake in MISTAKES:
-            times[mistake].append(runner(fixture, mistake))
-    report(f"assert_conv1d, {spec.id} (fixture built once, outside the times)", times)
+    with tempfile.TemporaryDirectory() as folder:
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            cli(["golden", "generate", "--out", folder, "--case", args.case, "--jobs", "1"])
+        (case_id,) = [p.stem for p in Path(folder).glob("*.npz")]
+        fixture = golden.load(case_id, folder)
+        times: dict[str | None, list[float]] = {m: [] for m in MISTAKES}
+        for _ in range(args.repeats):
+            for mistake in MISTAKES:
+                times[mistake].append(runner(Path(folder), fixture, mistake))
+        report(f"assert_conv1d, {case_id} (loaded from a folder)", times)
     for compact in (False, True):
         with tempfile.TemporaryDirectory() as folder:
             text = args.check + (",compact=20000" if compact else "")

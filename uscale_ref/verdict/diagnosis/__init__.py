@@ -525,6 +525,7 @@ def _correct_bits(ev: Evidence, terms: Terms, case: Fixture) -> float:
     from ...formats import round_to
 
     index = ev.sample[min(WORST, ev.sample.size // 2) :]
+    index = index[: max(64, TERMS // max(1, terms.term_count(ev.name)))]
     products = terms.products(ev.name, ev.groups.flat[index])
     real = {"float64": np.float64}.get(ev.rule.accumulate, np.float32)
     dtype = np.dtype(real if not np.iscomplexobj(products.a) else

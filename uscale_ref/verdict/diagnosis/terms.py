@@ -36,6 +36,8 @@ Index = npt.NDArray[np.int64]
 Values = npt.NDArray[Any]
 #: Gathered terms per block of positions: a block holds about this many.
 BLOCK_TERMS = 2**20
+#: Gathered inputs kept for the next mistake that reads the same elements, in bytes.
+CACHED_BYTES = 2**27
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,19 @@ class Terms:
         self.geometry = geometry
         self.scales = dict(scales)
         self.dtype = np.dtype(np.complex128 if complex_ else np.float64)
-        self._cache: dict[tuple[str, Any], Values] = {}
+        self._cache: dict[tuple[str, tuple[int, ...], int], Values] = {}
 
     # -- the inputs --------------------------------------------------------------------------
 
     def _at(self, name: str, index: Index, variant: Variant) -> Values:
-        values = np.asarray(self.source.at(name, index.reshape(-1))).astype(self.dtype)
-        values = values.reshape(index.shape)
+        # Most mistakes read the same elements as the definition: each set is read once.
+        key = (name, index.shape, hash(np.ascontiguousarray(index).tobytes()))
+        if key not in self._cache:
+            values = np.asarray(self.source.at(name, index.reshape(-1))).astype(self.dtype)
+            if sum(v.nbytes for v in self._cache.values()) + values.nbytes > CACHED_BYTES:
+                self._cache.clear()
+            self._cache[key] = values.reshape(index.shape)
+        values = self._cache[key]
         if variant.operands is not None and name != "bias":
             values = variant.operands(values)
         return values
