@@ -93,3 +93,24 @@ def test_an_accumulators_width_is_named_within_a_bit(bits):
     stated = [int(m) for m in re.findall(r"keep (?:about )?(\d+) significant bits", cause)]
     assert stated, cause
     assert all(abs(width - bits) <= 1 for width in stated), cause
+
+
+def test_long_sums_of_a_compact_fixture_are_named_from_worst_and_spread_positions():
+    # grad_weight sums N L_out = 16384 terms: a few sampled positions only, half of them
+    # the worst (all zeros where the last tap was dropped) and half at random (right),
+    # so that "the results are zeros" cannot pass for "the last tap left out".
+    import numpy as np
+
+    import uscale_ref
+
+    spec = CaseSpec(dtype="float32", batch_size=4, in_channels=8, length=4096,
+                    out_channels=8, kernel_size=5, padding="same", compact=2000)  # fmt: skip
+    arrays, metadata = build(spec)
+    case = Fixture(spec.id, metadata, arrays)
+    x, w, b, g = (case.input(k) for k in ("input", "weight", "bias", "grad_output"))
+    weight = np.array(uscale_ref.conv1d_backward(g, x, w, b, **case.kwargs).grad_weight)
+    weight[..., -1] = 0
+    judged = verdict.judge(case, {"grad_weight": weight})
+    cause = diagnose(case, {"grad_weight": weight}, ["grad_weight"])
+    assert not judged.passed
+    assert cause == "the last tap left out of the sums", cause

@@ -44,7 +44,7 @@ from ..report import ArrayReport, difference, with_reference
 from . import arithmetic
 from .catalogue import MISTAKES, Mistake, ScaleMistake, rounding, scale_candidates, swapped_groups
 from .evidence import WORST, WRONG_SQUARES, Evidence, Part, evidence, fit, uniform, wrong_part
-from .terms import Terms, Variant
+from .terms import Rows, Terms, Variant
 
 if TYPE_CHECKING:
     from ...golden.fixture import Fixture
@@ -71,7 +71,7 @@ def _terms(case: Fixture) -> Terms:
     if case.compact:
         from ...golden.inputs import SeededSource
 
-        source: Any = SeededSource(spec)
+        source: Any = Rows(SeededSource(spec))
     else:
         source = ArraySource(dict(case.inputs))
     scales = {name: float(value) for name, value in case.metadata["scales"].items()}
@@ -142,8 +142,7 @@ def _makes(
     positions first, then on the whole sample. ``edge``: leave out the first (1) or last
     (-1) position of each row, where a shifted result holds what the kernel rolled in."""
     if sample is None:
-        # As many positions as about half a million terms take, at least 64.
-        sample = ev.sample[: max(64, TERMS // max(1, terms.term_count(ev.name)))]
+        sample = _subsample(ev, terms)
     if edge:
         position = ev.groups.coords[-1][sample]
         last = ev.groups.layout.shape[-1] - 1
@@ -157,6 +156,17 @@ def _makes(
         if squares is None:
             return None
     return squares if _visible(ev, sample, predicted) else None
+
+
+def _subsample(ev: Evidence, terms: Terms) -> npt.NDArray[np.int64]:
+    """As many sampled positions as about half a million terms take (at least 32): half
+    of them the worst, half spread at random, so that a mistake must match both."""
+    count = max(32, TERMS // max(1, terms.term_count(ev.name)))
+    if count >= ev.sample.size:
+        return ev.sample
+    worst = min(WORST, ev.sample.size // 2, count // 2)
+    spread = ev.sample[min(WORST, ev.sample.size // 2) :]
+    return np.concatenate([ev.sample[:worst], spread[: count - worst]])
 
 
 # -- the causes, in order ----------------------------------------------------------------------
@@ -524,8 +534,8 @@ def _correct_bits(ev: Evidence, terms: Terms, case: Fixture) -> float:
     bias added and the scale multiplied there, rounded once to the case's format."""
     from ...formats import round_to
 
-    index = ev.sample[min(WORST, ev.sample.size // 2) :]
-    index = index[: max(64, TERMS // max(1, terms.term_count(ev.name)))]
+    spread = min(WORST, ev.sample.size // 2)  # the random part, not the kernel's worst
+    index = ev.sample[spread:][: max(32, TERMS // max(1, terms.term_count(ev.name)))]
     products = terms.products(ev.name, ev.groups.flat[index])
     real = {"float64": np.float64}.get(ev.rule.accumulate, np.float32)
     dtype = np.dtype(real if not np.iscomplexobj(products.a) else

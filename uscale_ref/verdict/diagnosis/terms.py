@@ -30,14 +30,12 @@ import numpy.typing as npt
 from ...exact.points import Source
 from ...geometry import Conv1dGeometry
 
-__all__ = ["Products", "Terms", "Variant"]
+__all__ = ["Products", "Rows", "Terms", "Variant"]
 
 Index = npt.NDArray[np.int64]
 Values = npt.NDArray[Any]
 #: Gathered terms per block of positions: a block holds about this many.
 BLOCK_TERMS = 2**20
-#: Gathered inputs kept for the next mistake that reads the same elements, in bytes.
-CACHED_BYTES = 2**27
 
 
 @dataclass(frozen=True)
@@ -94,6 +92,48 @@ class Variant:
 DEFINITION = Variant()
 
 
+class Rows:
+    """A :class:`~uscale_ref.exact.points.Source` that draws whole rows (the last axis) of
+    ``input`` and ``grad_output`` once and serves every element from them: the mistakes
+    of one array read elements of the same few rows again and again, and a compact
+    fixture's source computes each element from its seed."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.names = source.names
+        self._slots: dict[str, Index] = {}
+        self._table: dict[str, npt.NDArray[Any]] = {}
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.source.shape(name)
+
+    def whole(self, name: str) -> npt.NDArray[Any]:
+        return self.source.whole(name)
+
+    def exponent(self, name: str) -> int:
+        return self.source.exponent(name)
+
+    def at(self, name: str, flat: Index) -> npt.NDArray[Any]:
+        if name not in ("input", "grad_output"):
+            return self.source.at(name, flat)
+        shape = self.source.shape(name)
+        length = shape[-1]
+        if name not in self._slots:  # each row's place in the table, -1 until drawn
+            self._slots[name] = np.full(int(np.prod(shape[:-1])), -1, dtype=np.int64)
+            self._table[name] = np.empty((0, length))
+        slots = self._slots[name]
+        row, column = np.divmod(np.asarray(flat, dtype=np.int64), length)
+        missing = np.unique(row[slots[row] < 0])
+        if missing.size:
+            positions = (missing[:, None] * length + np.arange(length)).reshape(-1)
+            values = np.asarray(self.source.at(name, positions)).reshape(missing.size, length)
+            table = self._table[name]
+            slots[missing] = table.shape[0] + np.arange(missing.size)
+            self._table[name] = np.concatenate([table.astype(values.dtype), values])
+        result: npt.NDArray[Any] = self._table[name][slots[row], column]
+        return result
+
+
 @dataclass(frozen=True)
 class Products:
     """The terms of a block of positions: ``a``, ``b`` of shape ``(positions, terms)`` (0 where
@@ -144,19 +184,12 @@ class Terms:
         self.geometry = geometry
         self.scales = dict(scales)
         self.dtype = np.dtype(np.complex128 if complex_ else np.float64)
-        self._cache: dict[tuple[str, tuple[int, ...], int], Values] = {}
 
     # -- the inputs --------------------------------------------------------------------------
 
     def _at(self, name: str, index: Index, variant: Variant) -> Values:
-        # Most mistakes read the same elements as the definition: each set is read once.
-        key = (name, index.shape, hash(np.ascontiguousarray(index).tobytes()))
-        if key not in self._cache:
-            values = np.asarray(self.source.at(name, index.reshape(-1))).astype(self.dtype)
-            if sum(v.nbytes for v in self._cache.values()) + values.nbytes > CACHED_BYTES:
-                self._cache.clear()
-            self._cache[key] = values.reshape(index.shape)
-        values = self._cache[key]
+        values = np.asarray(self.source.at(name, index.reshape(-1))).astype(self.dtype)
+        values = values.reshape(index.shape)
         if variant.operands is not None and name != "bias":
             values = variant.operands(values)
         return values
