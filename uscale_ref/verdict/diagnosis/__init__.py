@@ -68,14 +68,14 @@ def _terms(case: Fixture) -> Terms:
     from ...exact.points import ArraySource
 
     spec = case.spec
+    scales = {name: float(value) for name, value in case.metadata["scales"].items()}
+    complex_ = case.storage_dtype.startswith("complex")
     if case.compact:
         from ...golden.inputs import SeededSource
 
-        source: Any = Rows(SeededSource(spec))
-    else:
-        source = ArraySource(dict(case.inputs))
-    scales = {name: float(value) for name, value in case.metadata["scales"].items()}
-    return Terms(source, spec.geometry, scales, case.storage_dtype.startswith("complex"))
+        seeded = SeededSource(spec)
+        return Terms(seeded, spec.geometry, scales, complex_, Rows(seeded))
+    return Terms(ArraySource(dict(case.inputs)), spec.geometry, scales, complex_)
 
 
 # -- matching a prediction ---------------------------------------------------------------------

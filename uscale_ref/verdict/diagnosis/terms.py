@@ -175,20 +175,32 @@ class Terms:
         ``output``, ``grad_input``, ``grad_weight``, ``grad_bias`` scales.
     complex_ : bool
         Whether the case is complex (terms in complex128, else float64).
+    rows : Source, optional
+        The same inputs served from whole rows (:class:`Rows`), for the sums that run along
+        rows (grad_weight, grad_bias) where each element costs its own computation.
     """
 
     def __init__(
-        self, source: Source, geometry: Conv1dGeometry, scales: dict[str, float], complex_: bool
+        self,
+        source: Source,
+        geometry: Conv1dGeometry,
+        scales: dict[str, float],
+        complex_: bool,
+        rows: Source | None = None,
     ) -> None:
         self.source = source
+        self.rows = rows or source
         self.geometry = geometry
         self.scales = dict(scales)
         self.dtype = np.dtype(np.complex128 if complex_ else np.float64)
 
     # -- the inputs --------------------------------------------------------------------------
 
-    def _at(self, name: str, index: Index, variant: Variant) -> Values:
-        values = np.asarray(self.source.at(name, index.reshape(-1))).astype(self.dtype)
+    def _at(self, name: str, index: Index, variant: Variant, along: bool = False) -> Values:
+        """The inputs ``name`` at ``index`` as ``variant`` reads them; ``along``: for a sum
+        along rows (from :attr:`rows`)."""
+        source = self.rows if along else self.source
+        values = np.asarray(source.at(name, index.reshape(-1))).astype(self.dtype)
         values = values.reshape(index.shape)
         if variant.operands is not None and name != "bias":
             values = variant.operands(values)
@@ -353,11 +365,11 @@ class Terms:
         position = q * stride + spatial * dilation - pad
         inside = (position >= 0) & (position < length) & self._keep(spatial, variant)
         x_index = (n * c_ + channel[:, None, None]) * length + np.clip(position, 0, length - 1)
-        x = np.where(inside, self._at("input", x_index, variant), 0)
+        x = np.where(inside, self._at("input", x_index, variant, along=True), 0)
         if variant.conj_wgrad:
             x = np.conj(x)
         g_index = (n * o_ + self._grad_row(o, variant)[:, None, None]) * lout + q
-        g = self._at("grad_output", np.broadcast_to(g_index, x_index.shape), variant)
+        g = self._at("grad_output", np.broadcast_to(g_index, x_index.shape), variant, along=True)
         s = flat.size
         return Products(g.reshape(s, -1), x.reshape(s, -1), np.zeros(s, self.dtype),
                         self.scales["grad_weight"])  # fmt: skip
@@ -368,7 +380,7 @@ class Terms:
         n = np.arange(n_)[None, :, None]
         q = np.arange(lout)[None, None, :]
         g_index = (n * o_ + flat[:, None, None]) * lout + q
-        g = self._at("grad_output", g_index, variant)
+        g = self._at("grad_output", g_index, variant, along=True)
         s = flat.size
         return Products(g.reshape(s, -1), np.ones((s, n_ * lout), self.dtype),
                         np.zeros(s, self.dtype), self.scales["grad_bias"])  # fmt: skip
