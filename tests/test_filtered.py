@@ -312,3 +312,13 @@ def test_inputs_spanning_many_binades_give_the_exact_routes_bytes(dtype):
     x = (x * 2.0 ** rng.integers(-120, 120, x.shape)).astype(x.dtype)
     d = (d * 2.0 ** rng.integers(-120, 120, d.shape)).astype(d.dtype)
     _both(x, w, b, d, g, scales)
+
+
+def test_a_part_that_is_zero_throughout_gives_the_exact_routes_bytes():
+    # Integer inputs of one element, where a real or an imaginary part rounds to zero and
+    # has no slices: its stacked operand is padded with zeros of the other part's shape.
+    spec = CaseSpec(dtype="complex64", kernel_size=1, batch_size=None, in_channels=1,
+                    out_channels=1, length=1, stride=2, bias=False, constraint="gmean")  # fmt: skip
+    x, w, b, d, g, scales = _problem(spec)
+    x, d = np.round(x * 2).astype(x.dtype), np.round(d * 2).astype(d.dtype)
+    _both(x, w, b, d, g, scales, spec.dtype)

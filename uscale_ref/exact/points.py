@@ -216,8 +216,13 @@ def _power(exponent: int) -> ozaki.Int:
     return np.asarray(exponent, dtype=np.int64)
 
 
-def _pad(slices: list[Float], count: int) -> list[Float]:
-    return slices + [np.zeros_like(slices[0])] * (count - len(slices)) if slices else slices
+def _pad(slices: list[Float], count: int, other: list[Float]) -> list[Float]:
+    """``slices`` and zero slices up to ``count``, shaped as its own or, when it has none
+    (a part that is zero throughout), as the ``other`` part's of the same operand."""
+    template = slices[0] if slices else other[0] if other else None
+    if template is None:
+        return slices
+    return slices + [np.zeros_like(template)] * (count - len(slices))
 
 
 def _stacked(
@@ -228,9 +233,11 @@ def _stacked(
     (the left's last; the right's ``axis``). ``conjugate``: ``"left"`` or ``"right"``."""
     if len(left) == 1 and len(right) == 1:
         return [(left[0], right[0])]
-    count = max(len(s) for s in [*left, *right]) if any([*left, *right]) else 0
-    lr, li = (_pad(s, count) for s in left)
-    rr, ri = (_pad(s, count) for s in right)
+    if not (left[0] or left[1]) or not (right[0] or right[1]):
+        return [([], []), ([], [])]  # one operand is zero throughout: so is the product
+    count = max(len(s) for s in [*left, *right])
+    lr, li = _pad(left[0], count, left[1]), _pad(left[1], count, left[0])
+    rr, ri = _pad(right[0], count, right[1]), _pad(right[1], count, right[0])
     if conjugate == "left":
         li = [-s for s in li]
     elif conjugate == "right":
