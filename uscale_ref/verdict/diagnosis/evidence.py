@@ -75,11 +75,10 @@ class Evidence:
 
     def off(self, beta: float, spread: float) -> float:
         """How many standard errors ``beta`` lies from every allowed scale error."""
-        return (
-            float(_distance(np.array([beta]), self.allowed)[0] / spread)
-            if spread > 0
-            else (0.0 if _distance(np.array([beta]), self.allowed)[0] == 0 else math.inf)
-        )
+        distance = float(_distance(np.array([beta]), self.allowed)[0])
+        if distance == 0:
+            return 0.0
+        return distance / spread if spread > 0 else math.inf
 
     name: str
     rule: Rule
