@@ -288,10 +288,6 @@ def _scale(ev: Evidence, candidates: Sequence[ScaleMistake]) -> _Factor | None:
     return _Factor(beta, spread, None)
 
 
-_WORDS = {"n": "batch item", "o": "output channel", "c": "input channel", "l": "position",
-          "k": "tap"}  # fmt: skip
-
-
 def _where(ev: Evidence, part: Part) -> str:
     """A part in words: ``grad_weight at k = 4``, ``output at o in 64..127, l in 0..63``."""
     texts = []
