@@ -10,17 +10,20 @@ this order, and the first that explains the array is named:
    dilation, a shift, narrow inputs): the mistake's result is computed at the
    sampled positions only (:mod:`.terms`) and the kernel's must match it
    there (the bound doubled, measured on the mistake's own terms), while
-   differing from the right one;
-2. a scale: the factor the errors show (with its standard error) is removed
-   and the rest must be right; a factor that a wrong scale rule gives (a
-   scale missing or applied twice, another constraint, scale powers
-   misapplied, a mean for a sum) is named as such;
-3. a part of the array wrong and the rest right (batch items, channels,
-   taps, positions), with the factor that part is off by when there is one;
-4. sums kept in fewer bits than the rule allows: the width read from the
+   differing from the right one; of several, the closest;
+2. a part of the array wrong and the rest right (batch items, channels,
+   taps, positions), with the mistake or the factor that part is off by
+   when one explains it;
+3. a scale: the factor the errors show (with its standard error), the same
+   over every part, is removed and the rest must be right; a factor that a
+   wrong scale rule gives (a scale missing or applied twice, another
+   constraint, scale powers misapplied, a mean for a sum) is named as such;
+4. errors bounded by the rows' norms, as a fast (FFT) algorithm's are
+   (:mod:`uscale_ref.verdict.algorithm`);
+5. sums kept in fewer bits than the rule allows: the width read from the
    grid the sums lie on, or from the size of the errors
    (:mod:`.arithmetic`);
-5. otherwise :data:`NO_CAUSE`, with what the evidence shows.
+6. otherwise :data:`NO_CAUSE`, with what the evidence shows.
 
 Nothing here computes a whole layer: a failing verdict costs about what a
 passing one does.
@@ -121,11 +124,11 @@ def misfit(
 def _visible(ev: Evidence, index: npt.NDArray[np.int64], predicted: npt.NDArray[Any]) -> bool:
     """Whether ``predicted`` is itself wrong, as the verdict sees it: beyond the bound
     somewhere, or less precise than the precision check allows."""
+    if index.size == 0:
+        return False
     with np.errstate(all="ignore"):
         change = np.abs(difference(predicted, ev.expected[index]))
         ratio = ratios(change, ev.yardstick[index])
-    if index.size == 0:
-        return False
     return bool(np.any(change > ev.bound[index]) or np.mean(ratio * ratio) > WRONG_SQUARES)
 
 
@@ -194,7 +197,7 @@ def _structural(
     if sample is not None:
         return None
     if ev.rule.output_format == "float64" and ev.bits() <= 24 + 2 * MARGIN_BITS:
-        narrow = Rule(ev.rule.dtype, "float32", ev.rule.precision, ev.rule.checks)
+        narrow = replace(ev.rule, accumulate="float32")
         if _makes(ev, terms, Variant(operands=rounding("float32")), narrow) is not None:
             return (
                 "computes in float32: the results pass as those of a float32 kernel "
@@ -412,11 +415,9 @@ def _narrow_output(ev: Evidence, estimate: float | None) -> str | None:
 
 
 def _unexplained(ev: Evidence) -> str:
-    """What the evidence shows, when no cause explains it."""
-    part = wrong_part(ev)
+    """What the evidence shows, when no cause explains it (a wrong part with the rest
+    right is named before, as such)."""
     text = f"{ev.name}: {_bits(ev.bits())}"
-    if part is not None:
-        text += f", wrong at {_where(ev, part).split(' at ', 1)[1]} only"
     fitted = fit(ev, None)
     if fitted is not None and ev.off(*fitted) > SIGNIFICANT:
         text += (
