@@ -48,6 +48,7 @@ class Measured:
     ratio: Float
     bound_ratio: Float
     scale: float
+    normwise: Float | None = None
 
 
 @dataclass(frozen=True)
@@ -357,29 +358,16 @@ def judge_array(
     if actual.dtype != expected.dtype:
         raise TypeError(f"{fixture.id}: {name} has dtype {actual.dtype}, expected {expected.dtype}")
     positions = fixture.positions(name)
-    layout = layout_of(name, shape)
-    groups = groups_of(layout, positions)
-    judged = actual.reshape(-1) if positions is None else actual.reshape(-1)[positions]
-    expected = expected.reshape(-1)
+    m = measure(fixture, name, actual, rule)
+    groups, judged, expected, scale = m.groups, m.kernel, m.expected, m.scale
+    bound, bound_ratio, yardstick, ratio = m.bound, m.bound_ratio, m.yardstick, m.ratio
+    layout = groups.layout
     with np.errstate(all="ignore"):
         diff = difference(judged, expected)
         error = np.abs(diff)
-        error_scale = fixture.error_scale(name).reshape(-1)
-        rounded = rounded_magnitude(fixture, name, expected, groups)
-        terms = fixture.terms(name)
-        scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
-        normwise = None
-        if rule.algorithm == "fft":
-            from .algorithm import normwise as norms
-
-            normwise = norms(fixture, name)
-        bound = rule.bound(terms, error_scale, rounded, scale, normwise)
-        bound_ratio = ratios(error, bound)
-        unit = rule.u_out * error_scale
+        unit = rule.u_out * m.error_scale
         units = ratios(error, unit)
         allowed_units = np.where(unit > 0, bound / unit, np.inf)
-        yardstick = rule.yardstick(terms, error_scale, rounded, scale, normwise)
-        ratio = ratios(error, yardstick)
     precision = precision_figure(ratio, groups, rule.bits, MARGIN_BITS)
     centres = fixture.scale_centres(name)
     with np.errstate(all="ignore"):
@@ -429,10 +417,35 @@ def judge_array(
         whole=groups.whole,
     )
     if keep and not report.passed:
-        measured = Measured(groups, judged, expected, error_scale, rounded, yardstick, bound,
-                            ratio, bound_ratio, scale)  # fmt: skip
-        report = replace(report, measured=measured)
+        report = replace(report, measured=m)
     return report
+
+
+def measure(fixture: Fixture, name: str, actual: npt.ArrayLike, rule: Rule) -> Measured:
+    """The element-wise figures of result ``name`` (the whole array ``actual``, judged at a
+    compact fixture's positions): the bound, the yardstick and each element's share of
+    them."""
+    positions = fixture.positions(name)
+    groups = groups_of(layout_of(name, fixture.result_shape(name)), positions)
+    flat = np.asarray(actual).reshape(-1)
+    judged = flat if positions is None else flat[positions]
+    expected = fixture.expected[name].reshape(-1)
+    with np.errstate(all="ignore"):
+        error = np.abs(difference(judged, expected))
+        error_scale = fixture.error_scale(name).reshape(-1)
+        rounded = rounded_magnitude(fixture, name, expected, groups)
+        terms = fixture.terms(name)
+        scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
+        normwise = None
+        if rule.algorithm == "fft":
+            from .algorithm import normwise as norms
+
+            normwise = norms(fixture, name)
+        bound = rule.bound(terms, error_scale, rounded, scale, normwise)
+        yardstick = rule.yardstick(terms, error_scale, rounded, scale, normwise)
+        ratio, bound_ratio = ratios(error, yardstick), ratios(error, bound)
+    return Measured(groups, judged, expected, error_scale, rounded, yardstick, bound, ratio,
+                    bound_ratio, scale, normwise)  # fmt: skip
 
 
 def _reference_figures(

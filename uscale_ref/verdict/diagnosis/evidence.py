@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ...tolerance.layout import Groups, groups_of, layout_of
+from ...tolerance.layout import Groups
 from ...tolerance.rule import MARGIN_BITS, Z_LIMIT, Rule
-from ..precision import ratios
-from ..report import Measured, difference, rounded_magnitude
+from ..report import Measured, difference, measure
 
 if TYPE_CHECKING:
     from ...golden.fixture import Fixture
@@ -160,41 +159,13 @@ def evidence(
 ) -> Evidence:
     """The :class:`Evidence` of result ``name`` (the whole array as the kernel gave it), from
     what the verdict ``measured`` when it kept that."""
-    norms = None
-    if rule.algorithm == "fft":
-        from ..algorithm import normwise
-
-        norms = normwise(case, name)
-    if measured is not None:
-        m = measured
-        squares = np.where(np.isfinite(m.ratio), m.ratio * m.ratio, 1e300)
-        allowed = rule.allowed_scale_errors(m.scale, case.scale_centres(name))
-        return Evidence(
-            name, rule, m.groups, _wide(m.kernel), _wide(m.expected), m.error_scale,
-            m.rounded, m.yardstick, m.bound, squares, _sample(m.bound_ratio),
-            case.terms(name), allowed, m.scale, norms,
-        )  # fmt: skip
-    shape = case.result_shape(name)
-    positions = case.positions(name)
-    groups = groups_of(layout_of(name, shape), positions)
-    kernel = np.asarray(actual).reshape(-1)
-    kernel = _wide(kernel if positions is None else kernel[positions])
-    expected = _wide(case.expected[name].reshape(-1))
-    with np.errstate(all="ignore"):
-        error = np.abs(difference(kernel, expected))
-        error_scale = case.error_scale(name).reshape(-1)
-        rounded = rounded_magnitude(case, name, expected, groups)
-        terms = case.terms(name)
-        scale = float(case.metadata["scales"][name])
-        yardstick = rule.yardstick(terms, error_scale, rounded, scale, norms)
-        bound = rule.bound(terms, error_scale, rounded, scale, norms)
-        ratio = ratios(error, yardstick)
-        over = ratios(error, bound)
-    squares = np.where(np.isfinite(ratio), ratio * ratio, 1e300)
-    allowed = rule.allowed_scale_errors(scale, case.scale_centres(name))
+    m = measured or measure(case, name, actual, rule)
+    squares = np.where(np.isfinite(m.ratio), m.ratio * m.ratio, 1e300)
+    allowed = rule.allowed_scale_errors(m.scale, case.scale_centres(name))
     return Evidence(
-        name, rule, groups, kernel, expected, error_scale, rounded, yardstick, bound,
-        squares, _sample(over), terms, allowed, scale, norms,
+        name, rule, m.groups, _wide(m.kernel), _wide(m.expected), m.error_scale, m.rounded,
+        m.yardstick, m.bound, squares, _sample(m.bound_ratio), case.terms(name), allowed,
+        m.scale, m.normwise,
     )  # fmt: skip
 
 
