@@ -189,7 +189,9 @@ def test_malformed_manifest_entries(tmp_path, suite, entry):
     folder = tmp_path / "golden"
     folder.mkdir()
     (folder / f"{CASE}.npz").write_bytes(suite[1])
-    (folder / "manifest.json").write_text(json.dumps({"suite": "standard", "cases": [entry]}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"format_version": 2, "suite": "standard", "cases": [entry]})
+    )
     with pytest.raises(golden.GoldenFileError, match=r"manifest\.json"):
         golden.load(CASE, folder)
     assert golden.verify(folder)
@@ -202,7 +204,9 @@ def test_a_listed_directory_is_called_a_directory(tmp_path, suite):
     folder.mkdir()
     (folder / f"{CASE}.npz").mkdir()
     entry = {"id": CASE, "file": f"{CASE}.npz", "sha256": "0" * 64}
-    (folder / "manifest.json").write_text(json.dumps({"suite": "standard", "cases": [entry]}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"format_version": 2, "suite": "standard", "cases": [entry]})
+    )
     with pytest.raises(golden.GoldenFileError, match="is a directory"):
         golden.load(CASE, folder)
     assert any("is a directory" in p for p in golden.verify(folder))

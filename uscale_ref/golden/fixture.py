@@ -409,8 +409,12 @@ class Fixture:
         drawn: dict[str, npt.NDArray[Any]] = self.__dict__.setdefault("_drawn", {})
         if name not in drawn:
             from .inputs import SeededSource
+            from .resources import check_memory
 
-            drawn[name] = SeededSource(self.spec).whole(name)
+            source = SeededSource(self.spec)
+            size = math.prod(source.shape(name)) * np.dtype(self.storage_dtype).itemsize
+            check_memory(self.spec, f"drawing its whole {name}", 2 * size)
+            drawn[name] = source.whole(name)
         return drawn[name]
 
     @property
@@ -512,7 +516,8 @@ def read_metadata(path: Path) -> dict[str, Any]:
         raise GoldenFileError(f"{path}: metadata is not UTF-8 JSON ({error})") from None
     if not isinstance(metadata, dict):
         raise GoldenFileError(f"{path}: metadata must be a JSON object")
-    if metadata.get("format_version") not in READABLE_VERSIONS:
+    version = metadata.get("format_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise GoldenFileError(
             f"{path}: format_version {metadata.get('format_version')!r}, "
             f"this reader knows {', '.join(map(str, READABLE_VERSIONS))}"
@@ -539,7 +544,87 @@ def read_metadata(path: Path) -> dict[str, Any]:
         for name in RESULT_NAMES
     ):
         raise GoldenFileError(f"{path}: metadata 'scales' must give a number for each result")
+    _check_case(metadata, path)
     return metadata
+
+
+def _check_case(metadata: dict[str, Any], path: Path) -> CaseSpec:
+    """The case the metadata describes, every derived field checked against it.
+
+    A reader in another language takes the seeds, shapes, scales and term
+    counts from the metadata as written; so each must be what the case's
+    arguments and id give, or the file describes no case.
+    """
+    spec = spec_from_metadata(metadata, str(path))
+    if metadata.get("id") != spec.id:
+        raise GoldenFileError(
+            f"{path}: metadata id {metadata.get('id')!r} is not the one its shapes and "
+            f"arguments give, {spec.id!r}"
+        )
+    geometry = spec.geometry
+    scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)._asdict()
+    inputs = [name for name in INPUT_NAMES if name != "bias" or spec.bias]
+    results = [name for name in RESULT_NAMES if name != "grad_bias" or spec.bias]
+    shapes = {name: _result_shape(spec, name) for name in results}
+    shapes.update(input=list(spec.input_shape), weight=list(spec.weight_shape),
+                  grad_output=list(geometry.output_shape))  # fmt: skip
+    if spec.bias:
+        shapes["bias"] = [spec.out_channels]
+    terms = _terms(spec, geometry.out_length)
+    expected: dict[str, Any] = {
+        "resolved": {
+            "pad_left": geometry.pad_left,
+            "pad_right": geometry.pad_right,
+            "out_length": geometry.out_length,
+            "batched": spec.batch_size is not None,
+            "has_bias": spec.bias,
+        },
+        "shapes": shapes,
+        "scales": scales,
+        "seeds": {name: seed_for(spec.input_id, name) for name in inputs},
+        "formats": spec.formats,
+        "terms": {name: terms[name] for name in results},
+    }
+    given = {
+        "resolved": metadata["resolved"],
+        "shapes": metadata["shapes"],
+        "scales": {name: metadata["scales"].get(name) for name in scales},
+        "seeds": metadata.get("seeds"),
+        "formats": metadata.get("formats", {}),
+        "terms": metadata["tolerance"]["terms"],
+    }
+    for field, value in expected.items():
+        if given[field] != value:
+            raise GoldenFileError(
+                f"{path}: metadata {field!r} is {given[field]!r}; case {spec.id} has {value!r}"
+            )
+    _check_centres(metadata, spec, results, path)
+    return spec
+
+
+#: The most a convention's relative scale error may be, in units of the dtype's roundoff.
+_CENTRE_UNITS = 8
+
+
+def _check_centres(
+    metadata: dict[str, Any], spec: CaseSpec, results: list[str], path: Path
+) -> None:
+    """The bias check's centres (when given) must be a few small, finite numbers per result."""
+    centres = metadata["tolerance"].get("bias", {})
+    centres = centres.get("centres") if isinstance(centres, dict) else None
+    if centres is None:  # a version 1 file: none
+        return
+    limit = _CENTRE_UNITS * unit_roundoff(spec.dtype)
+    if not isinstance(centres, dict) or sorted(centres) != sorted(results) or not all(
+        isinstance(values, list) and 1 <= len(values) <= 8
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                and math.isfinite(c) and abs(c) <= limit for c in values)
+        for values in centres.values()
+    ):  # fmt: skip
+        raise GoldenFileError(
+            f"{path}: metadata tolerance 'bias' 'centres' must give each result 1 to 8 "
+            f"relative scale errors of at most {limit:.3g}"
+        )
 
 
 def _compact_counts(metadata: dict[str, Any], path: Path) -> dict[str, int] | None:
@@ -559,6 +644,18 @@ def _compact_counts(metadata: dict[str, Any], path: Path) -> dict[str, int] | No
     return dict(counts)
 
 
+def _kept_positions(
+    metadata: dict[str, Any], results: list[str], path: Path
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Where a compact fixture of this case keeps its expected values: each result's
+    positions, recomputed from the case (the file's must be these)."""
+    from .positions import positions_for
+
+    spec = spec_from_metadata(metadata, str(path))
+    assert spec.compact is not None
+    return {name: positions_for(spec, name, spec.compact) for name in results}
+
+
 def read(path: Path | str) -> Fixture:
     """Load a fixture file without ever unpickling; raise GoldenFileError on any problem.
 
@@ -573,12 +670,19 @@ def read(path: Path | str) -> Fixture:
     inputs = ["input", "weight", "grad_output"] + (["bias"] if has_bias else [])
     results = ["output", "grad_input", "grad_weight"] + (["grad_bias"] if has_bias else [])
     required = [*results, *(f"error_scale_{name}" for name in results)]
+    kept = None
     if counts is None:
         required += inputs
     else:
         required += [f"positions_{name}" for name in results]
         if sorted(counts) != sorted(results):
             raise GoldenFileError(f"{path}: metadata 'compact' counts must name {results}")
+        kept = _kept_positions(metadata, results, path)
+        if counts != {name: int(p.size) for name, p in kept.items()}:
+            raise GoldenFileError(
+                f"{path}: metadata 'compact' counts {counts} are not case {metadata['id']}'s, "
+                f"{ {name: int(p.size) for name, p in kept.items()} }"
+            )
     allowed = {*required, "metadata"}
     dtype = np.dtype(STORAGE.get(metadata["dtype"], metadata["dtype"]))
 
@@ -608,16 +712,16 @@ def read(path: Path | str) -> Fixture:
             raise GoldenFileError(f"{path}: missing array {name!r}")
         if name in results and name not in metadata["tolerance"]["terms"]:
             raise GoldenFileError(f"{path}: no term count for {name!r} in the metadata")
-    for name in results if counts is not None else []:
-        shape = metadata["shapes"].get(name)
-        if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
-            raise GoldenFileError(f"{path}: metadata 'shapes' must give {name!r}'s shape")
-        positions = arrays[f"positions_{name}"]
-        size = int(np.prod(shape, dtype=np.int64))
-        if positions.size and (
-            positions[0] < 0 or positions[-1] >= size or np.any(np.diff(positions) <= 0)
-        ):
+    for name in results:
+        error_scale = arrays[f"error_scale_{name}"]
+        if not np.all((error_scale >= 0) & np.isfinite(error_scale)):
             raise GoldenFileError(
-                f"{path}: positions_{name} must be increasing flat indices below {size}"
+                f"{path}: error_scale_{name} must hold finite, non-negative magnitudes"
+            )
+    for name, positions in (kept or {}).items():
+        if not np.array_equal(arrays[f"positions_{name}"], positions):
+            raise GoldenFileError(
+                f"{path}: positions_{name} are not the positions case {metadata['id']} keeps "
+                f"({positions.size} of them, from uscale_ref.golden.positions)"
             )
     return Fixture(id=str(metadata.get("id", path.stem)), metadata=metadata, arrays=arrays)

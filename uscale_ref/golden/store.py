@@ -22,6 +22,7 @@ from .. import __version__
 from .errors import GoldenFileError
 from .fixture import (
     FORMAT_VERSION,
+    READABLE_VERSIONS,
     Fixture,
     build,
     read,
@@ -427,6 +428,12 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         raise GoldenFileError(f"{path}: unreadable manifest ({error})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
         raise GoldenFileError(f"{path}: manifest has no 'cases' list")
+    version = manifest.get("format_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise GoldenFileError(
+            f"{path}: format_version {version!r}, this reader knows "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
     seen = set()
     for number, entry in enumerate(manifest["cases"]):
         where = f"{path}: case entry {number}"
@@ -539,6 +546,11 @@ def verify(golden_dir: Path | str | None = None) -> list[str]:
             spec = _spec_of(path, str(case_id), str(manifest.get("suite")))
         except (ValueError, GoldenFileError) as error:
             problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")
+            continue
+        try:
+            check_resources([spec], directory, 1)  # before any large allocation
+        except ValueError as error:
+            problems.append(f"{path}: cannot be regenerated here: {error}")
             continue
         arrays, metadata = build(spec)
         fresh = to_bytes(arrays, metadata)

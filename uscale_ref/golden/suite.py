@@ -24,6 +24,7 @@ token          meaning
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,8 @@ DTYPES = tuple(DTYPE_TOKENS)
 FP8_FORMATS = {"input": "float8_e4m3fn", "weight": "float8_e4m3fn", "grad_output": "float8_e5m2"}
 
 DEFAULT_SHAPE = {"N": 2, "C": 4, "O": 6, "L": 16}
+#: The most elements any one array of a case may have (compact or not).
+MAX_ELEMENTS = 2**40
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,13 @@ class CaseSpec:
             object.__setattr__(self, "scale_power", power)
         # conv1d's own checks: every argument named in the message.
         conv1d_scales(self.input_shape, self.weight_shape, **self.conv_kwargs)
+        for name, shape in (("input", self.input_shape), ("weight", self.weight_shape),
+                            ("output", self.geometry.output_shape)):  # fmt: skip
+            if math.prod(shape) > MAX_ELEMENTS:
+                raise ValueError(
+                    f"the {name} of shape {shape} has more than 2**40 elements; a case's "
+                    "arrays must be addressable (smaller N, C, O, L or K)"
+                )
 
     @property
     def storage_dtype(self) -> str:

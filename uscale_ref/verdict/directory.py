@@ -123,8 +123,10 @@ def read_results(path: Path, fixture: Fixture) -> dict[str, npt.NDArray[Any]]:
     """
     from ..golden.errors import GoldenFileError
     from ..golden.npz import read_npz
+    from ..golden.resources import format_bytes, memory_available
 
     expected = fixture.expected
+    memory = memory_available()
 
     def judge_header(name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
         if name not in expected:
@@ -134,6 +136,13 @@ def read_results(path: Path, fixture: Fixture) -> dict[str, npt.NDArray[Any]]:
             raise GoldenFileError(f"{path}: {name} has shape {shape}, expected {whole}")
         if dtype.newbyteorder("=") != want.dtype:
             raise GoldenFileError(f"{path}: {name} has dtype {dtype}, expected {want.dtype}")
+        size = int(np.prod(whole, dtype=np.int64)) * want.itemsize
+        if memory is not None and 2 * size > memory:
+            raise GoldenFileError(
+                f"{path}: {name} of shape {whole} takes {format_bytes(size)}; reading and "
+                f"judging it needs about twice that, and this machine has "
+                f"{format_bytes(memory)} available"
+            )
 
     limit = sum(
         int(np.prod(fixture.result_shape(name), dtype=np.int64)) * a.itemsize
