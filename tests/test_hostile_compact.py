@@ -8,6 +8,7 @@ seeds agree, and never allocates what a file merely declares.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -236,3 +237,107 @@ def test_each_call_gets_its_own_inputs():
         return grads
 
     assert_conv1d(forward, backward, dtypes="float64", drawn=2, filter="f64_k3")
+
+
+# -- folders and special files ------------------------------------------------------------------
+
+
+def test_a_crowded_results_folder_is_refused_unscanned(tmp_path, compact, capsys):
+    from uscale_ref.verdict import directory
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for number in range(directory.MAX_RESULT_FILES + 1):
+        (results / f"r{number}.npz").touch()
+    assert main(["golden", "check", str(results), "--golden", str(compact[0])]) == 2
+    assert "holds more than 10,000 entries" in capsys.readouterr().err
+
+
+def test_unknown_ids_are_told_without_reading_the_manifest_again(tmp_path, compact, monkeypatch):
+    import uscale_ref.golden.store as store
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for number in range(50):
+        (results / f"nope{number}.npz").touch()
+    reads = []
+    original = store._read_manifest
+    monkeypatch.setattr(store, "_read_manifest", lambda d: reads.append(d) or original(d))
+    _, problems = golden.check_directory(results, compact[0], partial=True)
+    assert len(problems) == 50 and all("unknown golden case id" in p for p in problems)
+    assert len(reads) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_cases_file_that_is_a_fifo_is_refused_without_opening_it(tmp_path, capsys):
+    fifo = tmp_path / "cases.json"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer for ever
+    out = tmp_path / "out"
+    assert main(["golden", "generate", "--out", str(out), "--cases", str(fifo)]) == 2
+    assert "not a regular file" in capsys.readouterr().err and not out.exists()
+
+
+# -- pictures -----------------------------------------------------------------------------------
+
+
+def _failing_results(tmp_path, compact):
+    fixture = read(compact[1])
+    results = tmp_path / "results"
+    results.mkdir()
+    output = np.zeros(SPEC.geometry.output_shape, np.float32).reshape(-1)
+    output[fixture.positions("output")] = fixture.expected["output"] * 1.01
+    np.savez(results / f"{SPEC.id}.npz", output=output.reshape(SPEC.geometry.output_shape))
+    return results
+
+
+def test_plot_onto_a_file_names_the_option(tmp_path, compact, capsys):
+    pytest.importorskip("matplotlib")
+    results = _failing_results(tmp_path, compact)
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"mine")
+    code = main(["golden", "check", str(results), "--golden", str(compact[0]),
+                 "--plot", str(taken)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--plot" in err and "not a folder" in err and "Errno" not in err
+    assert taken.read_bytes() == b"mine"
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+def test_plot_into_an_unwritable_folder_names_the_option(tmp_path, compact, capsys):
+    pytest.importorskip("matplotlib")
+    results = _failing_results(tmp_path, compact)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    code = main(["golden", "check", str(results), "--golden", str(compact[0]),
+                 "--plot", str(locked / "pictures")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--plot" in err and "cannot write pictures there" in err
+
+
+def test_plot_into_a_folder_the_process_cannot_create_names_the_option(tmp_path, compact, capsys):
+    pytest.importorskip("matplotlib")
+    results = _failing_results(tmp_path, compact)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["golden", "check", str(results), "--golden", str(compact[0]),
+                 "--plot", str(blocker / "pictures")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--plot" in err and "cannot write pictures there" in err
+
+
+@pytest.mark.parametrize("case_id", ["../../outside", "/abs/path", r"\frac{$x", "a:b", "..", ""])
+def test_picture_names_stay_in_their_folder(tmp_path, case_id):
+    pytest.importorskip("matplotlib")
+    from uscale_ref.verdict import judge
+    from uscale_ref.verdict.picture import picture_name
+
+    fixture = golden.load("f32_k3")
+    verdict = judge(fixture, {k: v * 1.01 for k, v in fixture.expected.items()})
+    verdict.case_id = case_id  # drawn as plain text, whatever it holds
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    name = picture_name(case_id)
+    assert "/" not in name and not name.startswith(".")
+    picture = verdict.plot(folder / name)
+    assert picture.parent == folder and picture.exists()
+    assert picture_name(case_id) != picture_name(case_id + "x")

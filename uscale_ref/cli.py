@@ -148,14 +148,16 @@ def _golden_check(args: argparse.Namespace) -> int:
     from .verdict import check_directory, format_table
     from .verdict.diagnosis import NO_CAUSE
     from .verdict.directory import printable
-    from .verdict.picture import require_matplotlib
+    from .verdict.picture import picture_name, prepare_folder, require_matplotlib
 
     if args.golden is not None and not Path(args.golden).is_dir():
         raise ValueError(f"--golden {args.golden}: not a directory")
     if not Path(args.results).is_dir():
         raise ValueError(f"{args.results}: not a directory")
+    folder = None
     if args.plot is not None:
         require_matplotlib("--plot")
+        folder = prepare_folder(args.plot, "--plot")  # before any case is judged
     verdicts, problems = check_directory(
         args.results, args.golden, args.precision, accumulate=args.accumulate,
         skip=args.skip, reference=True, partial=args.partial,
@@ -171,10 +173,11 @@ def _golden_check(args: argparse.Namespace) -> int:
             causes[verdict.case_id] = verdict.cause or NO_CAUSE
             print(verdict.describe())
             print(f"  likely cause: {causes[verdict.case_id]}")
-        if args.plot is not None:
-            folder = Path(args.plot)
-            folder.mkdir(parents=True, exist_ok=True)
-            picture = verdict.plot(folder / f"{verdict.case_id}.png")
+        if folder is not None:
+            try:
+                picture = verdict.plot(folder / picture_name(verdict.case_id))
+            except OSError as error:
+                raise ValueError(f"--plot {folder}: {error.strerror or error}") from None
             if not verdict.passed:
                 print(f"  picture: {picture}")
     known = {cause for cause in causes.values() if NO_CAUSE not in cause}

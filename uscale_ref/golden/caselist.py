@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,9 @@ def read_cases(path: Path | str) -> list[CaseSpec]:
     """The cases of a ``.json`` or ``.toml`` file (see the module docstring)."""
     path = Path(path)
     try:
+        # Judged before it is opened: opening a FIFO for reading would wait for a writer.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise GoldenFileError(f"{path}: not a regular file; a case file must be one")
         with open(path, "rb") as stream:
             data = stream.read(MAX_CASE_FILE_BYTES + 1)
     except OSError as error:

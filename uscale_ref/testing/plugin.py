@@ -99,7 +99,9 @@ class GoldenCase:
         explain(verdict, fixture, given, precision, accumulate, whole_reference=drawn)
         lines = [verdict.describe(), f"likely cause: {verdict.cause or NO_CAUSE}"]
         if plot is None and self.plots is not None:
-            plot = Path(self.plots) / f"{self.id}.png"
+            from uscale_ref.verdict.picture import picture_name, prepare_folder
+
+            plot = prepare_folder(self.plots, "--uscale-ref-plot") / picture_name(self.id)
         if plot is not None:
             lines.append(f"picture: {verdict.plot(plot)}")
         raise AssertionError("\n".join(lines))
@@ -132,8 +134,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--uscale-ref-plot", None) is not None:
         from uscale_ref.verdict.picture import require_matplotlib
 
+        folder = Path(config.getoption("--uscale-ref-plot"))
         try:
             require_matplotlib("--uscale-ref-plot")
+            if folder.exists() and not folder.is_dir():
+                raise ValueError(f"--uscale-ref-plot {folder}: not a folder")
         except ValueError as error:
             raise pytest.UsageError(str(error)) from None
 

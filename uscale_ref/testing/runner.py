@@ -22,7 +22,7 @@ from ..golden.suite import DTYPES, FULL_DTYPES, CaseSpec
 from ..tolerance.rule import CHECKS, check_accumulate, check_algorithm, check_precision, check_skip
 from ..verdict import CaseVerdict, judge
 from ..verdict.diagnosis import NO_CAUSE, explain
-from ..verdict.picture import require_matplotlib
+from ..verdict.picture import picture_name, prepare_folder, require_matplotlib
 from ..verdict.reference import correct_results
 from ..verdict.report import with_reference
 from .drawing import SIZES, _options, draw_specs, dtype_list
@@ -128,9 +128,8 @@ class ConformanceReport:
 
     def plot(self, directory: str | Path) -> list[Path]:
         """Draw every judged case's picture into ``directory`` (one PNG per case)."""
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        return [v.plot(folder / f"{_file_name(v.case_id)}.png") for v in self.verdicts]
+        folder = prepare_folder(directory, "directory")
+        return [v.plot(folder / picture_name(v.case_id)) for v in self.verdicts]
 
     def __str__(self) -> str:
         lines = [
@@ -154,11 +153,6 @@ class ConformanceReport:
 
 def _bits_column(bits: float) -> str:
     return "exact" if bits == float("inf") else f"{bits:.1f}"
-
-
-def _file_name(case_id: str) -> str:
-    """A case id as a file name: a drawn case's ``drawn:`` prefix without its colon."""
-    return case_id.replace(":", "-").replace("/", "-")
 
 
 class _Wrong(Exception):
@@ -275,8 +269,7 @@ def _check(
 
 
 def _draw(verdict: CaseVerdict, folder: Path) -> Path | None:
-    folder.mkdir(parents=True, exist_ok=True)
-    return verdict.plot(folder / f"{_file_name(verdict.case_id)}.png")
+    return verdict.plot(prepare_folder(folder, "plot") / picture_name(verdict.case_id))
 
 
 def _default_to_array(array: np.ndarray, dtype: str) -> Any:
@@ -417,6 +410,7 @@ def assert_conv1d(
         raise TypeError(f"plot must be a folder (str or Path), got {type(plot).__name__}")
     if plot is not None:
         require_matplotlib("plot")
+        prepare_folder(plot, "plot")
     if sizes not in SIZES:
         raise ValueError(f"sizes must be one of {SIZES}, got {sizes!r}")
     drawn, seed = _counts(drawn, "drawn"), _counts(seed, "seed")

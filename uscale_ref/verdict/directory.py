@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ def check_directory(
     ``algorithm`` as for :func:`uscale_ref.verdict.judge`.
     """
     from ..golden.errors import GoldenFileError
-    from ..golden.store import load
+    from ..golden.store import cases, load
 
     check_precision(precision)
     check_accumulate(accumulate)
@@ -56,13 +57,20 @@ def check_directory(
         raise GoldenFileError(f"{results_dir}: not a directory")
     verdicts: list[CaseVerdict] = []
     problems: list[str] = []
-    files = sorted(results_dir.glob("*.npz"))
+    files = _result_files(results_dir)
     if not files:
         problems.append(f"{results_dir}: no .npz result files")
+    try:
+        known = set(cases(golden_dir=golden_dir if golden_dir is not None else _default()))
+    except GoldenFileError as error:
+        return verdicts, [*problems, str(error)]
     for path in files:
         case_id = path.stem
         if not path.name.isprintable():
             problems.append(f"{printable(str(path))}: a file name with control characters; skipped")
+            continue
+        if case_id not in known:  # said here: loading would read the manifest again
+            problems.append(f"{path}: unknown golden case id {case_id!r}")
             continue
         try:
             fixture = load(case_id, golden_dir)
@@ -85,6 +93,29 @@ def check_directory(
     if not partial:
         problems.extend(_missing(files, golden_dir))
     return verdicts, problems
+
+
+#: The most entries a results folder may hold; a folder with more is refused unscanned
+#: (a suite's results are one file per case: the standard suite has 204).
+MAX_RESULT_FILES = 10_000
+
+
+def _result_files(folder: Path) -> list[Path]:
+    """The ``*.npz`` entries of a results folder, sorted; a GoldenFileError past
+    :data:`MAX_RESULT_FILES` entries of any kind, before the rest are looked at."""
+    from ..golden.errors import GoldenFileError
+
+    found = []
+    with os.scandir(folder) as entries:
+        for count, entry in enumerate(entries, start=1):
+            if count > MAX_RESULT_FILES:
+                raise GoldenFileError(
+                    f"{folder}: holds more than {MAX_RESULT_FILES:,} entries; a results folder "
+                    "holds one <case_id>.npz per case (split it, or check a folder per suite)"
+                )
+            if entry.name.endswith(".npz"):
+                found.append(folder / entry.name)
+    return sorted(found)
 
 
 def _missing(files: list[Path], golden_dir: Path | str | None) -> list[str]:

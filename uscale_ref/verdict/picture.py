@@ -16,6 +16,8 @@ Needs matplotlib (``pip install uscale-ref[plot]``); drawn without a screen.
 from __future__ import annotations
 
 import math
+import re
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,7 +44,44 @@ class Drawn(Protocol):
     def passed(self) -> bool: ...
 
 
-__all__ = ["draw", "require_matplotlib"]
+__all__ = ["draw", "picture_name", "prepare_folder", "require_matplotlib"]
+
+#: Case ids longer than this are cut in picture file names (and told apart by a hash).
+_NAME_LENGTH = 120
+
+
+def picture_name(case_id: str) -> str:
+    """The file name of a case's picture: the id itself when it is made of letters, digits,
+    ``_``, ``-`` and ``.`` only; else those characters, the rest as ``-``, and a hash of the
+    id (so two ids never share a picture). Never a path: it stays in the folder given.
+
+    >>> picture_name("f32_k3"), picture_name("../up")
+    ('f32_k3.png', 'up-8c722b8a.png')
+    """
+    import hashlib
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", case_id).lstrip(".-")[:_NAME_LENGTH] or "case"
+    if safe != case_id:
+        safe = safe.rstrip(".") + "-" + hashlib.sha256(case_id.encode()).hexdigest()[:8]
+    return f"{safe}.png"
+
+
+def prepare_folder(folder: str | Path, option: str) -> Path:
+    """The folder pictures go into, created if needed and proven writable; a ``ValueError``
+    naming ``option`` otherwise (before any case is judged)."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: not a folder; name a folder for the pictures")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".uscale-ref-", suffix=".probe")
+        probe.close()
+    except OSError as error:
+        raise ValueError(
+            f"{option} {path}: cannot write pictures there ({error.strerror or error})"
+        ) from None
+    return path
+
 
 _ROW_LABEL = {
     "output": "output channel o",
