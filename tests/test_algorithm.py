@@ -67,3 +67,21 @@ def test_a_direct_kernel_is_not_named_an_fft():
 def test_an_unknown_algorithm_is_refused():
     with pytest.raises(ValueError, match="algorithm must be one of"):
         assert_conv1d(fft_forward, cases=[SPECS[0]], drawn=0, algorithm="winograd")
+
+
+def test_a_compact_fixtures_norms_are_the_whole_fixtures_at_its_positions(tmp_path):
+    from dataclasses import replace
+
+    from uscale_ref.golden import CaseSpec
+    from uscale_ref.golden.fixture import Fixture, build
+    from uscale_ref.verdict.algorithm import normwise
+
+    spec = CaseSpec("float32", kernel_size=3, batch_size=3, in_channels=4, out_channels=6,
+                    length=50, padding="same", groups=2)  # fmt: skip
+    whole = Fixture(spec.id, *build(spec)[::-1])
+    compact_spec = replace(spec, compact=30)
+    compact = Fixture(compact_spec.id, *build(compact_spec)[::-1])
+    for name in ("output", "grad_input", "grad_weight", "grad_bias"):
+        at = compact.positions(name)
+        np.testing.assert_allclose(normwise(compact, name), normwise(whole, name)[at], rtol=1e-12)
+    assert "_drawn" not in compact.__dict__ or "input" not in compact.__dict__["_drawn"]

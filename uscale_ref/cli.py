@@ -37,6 +37,21 @@ def _integer(least: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds() -> Callable[[str], float]:
+    """An argparse type: a positive, finite number of seconds."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+        return value
+
+    return parse
+
+
 def _padding(text: str) -> int | str:
     """An argparse type: 'same', 'valid' or a non-negative int."""
     if text in ("same", "valid"):
@@ -114,14 +129,16 @@ def _golden_generate(args: argparse.Namespace) -> int:
             raise ValueError("--suite picks a built-in suite; with --case/--cases use --name")
         ids = golden.generate(
             args.out, suite=args.name, dtypes=args.dtype, pattern=args.filter, specs=specs,
-            jobs=args.jobs, scheduler=args.scheduler,
+            jobs=args.jobs, scheduler=args.scheduler, connect_timeout=args.connect_timeout,
+            worker_timeout=args.worker_timeout,
         )  # fmt: skip
     else:
         if args.name is not None:
             raise ValueError("--name names your own cases: give them with --case or --cases")
         ids = golden.generate(
             args.out, suite=args.suite, dtypes=args.dtype, pattern=args.filter, jobs=args.jobs,
-            scheduler=args.scheduler,
+            scheduler=args.scheduler, connect_timeout=args.connect_timeout,
+            worker_timeout=args.worker_timeout,
         )  # fmt: skip
     print(f"wrote {len(ids)} case(s) and manifest.json to {args.out}")
     return 0
@@ -277,6 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="build the cases on the workers of this dask.distributed scheduler "
         "(pip install 'uscale-ref[distributed]'); this process writes the files",
     )
+    seconds = _seconds()
+    generate.add_argument(
+        "--connect-timeout",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --scheduler: how long to wait for it to answer (default: 10)",
+    )
+    generate.add_argument(
+        "--worker-timeout",
+        type=seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --scheduler: how long to wait for its first worker (default: 60)",
+    )
     generate.add_argument(
         "--compact",
         type=_integer(1),
@@ -349,11 +381,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"argument --groups: {args.groups} must divide --channels ({args.channels}) "
             f"and --out-channels ({args.out_channels})"
         )
+    from .golden.errors import SweepError
+
     try:
         return int(args.handler(args))
     except (ValueError, TypeError, OSError) as error:
         print(f"uscale-ref: error: {error}", file=sys.stderr)
         return 2
+    except SweepError as error:  # the machine or cluster, not the usage: nothing was written
+        print(f"uscale-ref: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         # generate leaves its folder as it was; say so in one line, no traceback.
         reason = str(interrupt) or "interrupted (Ctrl-C)"

@@ -58,6 +58,8 @@ BLOCK_ELEMENTS = 2**21
 # cutting the gathered elements, even at 20,000 positions per array (the bytes are the
 # same either way).
 WHOLE_ELEMENTS = 2**20
+# grad_weight's grid takes this many positions of one batch item at a time.
+GRID_LENGTH = 4096
 
 
 class Source(Protocol):
@@ -622,7 +624,7 @@ def weight_grad_grid(
     g = geometry
     out_g = g.out_channels // g.groups
     width = len(columns) + 1  # a column of ones: the bias gradient
-    length = max(1, min(g.out_length, 4096))
+    length = max(1, min(g.out_length, GRID_LENGTH))
     bits = ozaki.slice_bits(2 * length)
     gradient = operand(source, "grad_output", bits)
     patches = operand(source, "input", bits, extra=1.0)

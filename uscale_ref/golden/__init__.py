@@ -21,7 +21,7 @@ from ..verdict import (
     compare,
     format_table,
 )
-from .errors import GoldenFileError
+from .errors import GoldenFileError, SweepError
 from .fixture import FORMAT_VERSION, Fixture, read
 from .store import cases, default_dir, generate, load, verify
 from .suite import CaseSpec, suite_specs
@@ -34,6 +34,7 @@ __all__ = [
     "CaseVerdict",
     "Fixture",
     "GoldenFileError",
+    "SweepError",
     "assert_matches",
     "cases",
     "check_directory",

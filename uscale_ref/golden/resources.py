@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..exact.points import WHOLE_ELEMENTS
+from ..exact.points import BLOCK_ELEMENTS, GRID_LENGTH, WHOLE_ELEMENTS
 from .suite import CaseSpec
 
 __all__ = ["check_memory", "check_resources", "memory_available", "needs", "to_run"]
@@ -26,16 +26,30 @@ def _itemsize(spec: CaseSpec) -> int:
             "complex32": 8, "complex128": 16}[spec.dtype]  # fmt: skip
 
 
+#: float64 slices (over both parts, for complex) the exact products cut each operand into,
+#: at most: the factor of every gathered operand's memory.
+_SLICES = {"float16": 2, "float32": 3, "bfloat16": 3, "float64": 4, "complex32": 4,
+           "complex64": 6, "complex128": 8}  # fmt: skip
+#: The interpreter, NumPy and what building holds besides the terms below.
+_BASE = 512 * 2**20
+
+
 def needs(spec: CaseSpec) -> tuple[int, int]:
-    """About how much memory building ``spec`` takes, and the size of its file, in bytes.
+    """At most how much memory building ``spec`` takes, and the size of its file, in bytes.
 
     A whole fixture holds every input and result and a float64 error scale per
-    result element; building it takes up to about four times that (measured: 3.6
-    for a float32 layer, 3.2 for float64: the inputs' float64 copies and
-    magnitudes, the float64 sums, the file's bytes). A compact one holds a few arrays of positions;
-    building it draws and cuts whole inputs of up to
-    :data:`~uscale_ref.exact.points.WHOLE_ELEMENTS` elements (about 60 bytes each)
-    and works in blocks.
+    result element; building it takes up to about four times that (the inputs'
+    float64 copies and magnitudes, the float64 sums, the file's bytes).
+
+    A compact one holds its positions; building it takes, besides a base of
+    512 MiB: the inputs it draws and cuts whole (up to
+    :data:`~uscale_ref.exact.points.WHOLE_ELEMENTS` elements, about 60 bytes
+    each); the weight, held whole with its float64 parts, one and a half
+    times over; grad_weight's grid, whose rows of grad_output and columns
+    of the input are taken a block of positions at a time, cut into the
+    dtype's slices and stacked; and two blocks of gathered operands
+    (:data:`~uscale_ref.exact.points.BLOCK_ELEMENTS` per slice).
+    ``benchmarks/memory_estimate.py`` holds this against the measured peak.
     """
     geometry = spec.geometry
     batch = spec.batch_size or 1
@@ -58,7 +72,25 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     kept = sum(min(spec.compact, n) for n in results.values())
     size = kept * (item + 16) + 2**16
     drawn = sum(min(inputs[name], WHOLE_ELEMENTS) for name in ("input", "grad_output"))
-    return 60 * drawn + 8 * inputs["weight"] + 512 * 2**20, size
+    parts = 2 if spec.dtype.startswith("complex") else 1
+    slices = _SLICES[spec.dtype]
+    weight = inputs["weight"] * (item + 8 * parts) * 3 // 2
+    rows, columns = _grid_size(spec)
+    # grad_weight's grid runs over blocks of up to 4096 positions of one batch item; each
+    # block's operands are held cut and stacked (measured: up to about six copies).
+    grid = 6 * (rows + columns) * min(geometry.out_length, GRID_LENGTH) * 8 * slices
+    blocks = 2 * BLOCK_ELEMENTS * 8 * slices
+    return _BASE + 60 * drawn + weight + grid + blocks, size
+
+
+def _grid_size(spec: CaseSpec) -> tuple[int, int]:
+    """How many rows and columns grad_weight's grid of a compact fixture has (as
+    :func:`uscale_ref.golden.positions.grid_for` chooses them)."""
+    assert spec.compact is not None
+    out_channels, fan_in, kernel = spec.weight_shape
+    rows = min(out_channels, max(1, math.isqrt(spec.compact)))
+    columns = min(fan_in * kernel, max(1, spec.compact // rows))
+    return min(out_channels, max(1, spec.compact // columns)), columns
 
 
 def to_run(spec: CaseSpec) -> int:

@@ -187,6 +187,8 @@ def generate(
     specs: Iterable[CaseSpec] | None = None,
     jobs: int = 1,
     scheduler: str | None = None,
+    connect_timeout: float = 10.0,
+    worker_timeout: float = 60.0,
 ) -> list[str]:
     """Write cases and their manifest into the folder ``out``; return the case ids written.
 
@@ -212,6 +214,15 @@ def generate(
         The address of a dask.distributed scheduler whose workers build the
         cases (``pip install "uscale-ref[distributed]"``, the same uscale_ref
         version on every worker); this process writes the files.
+    connect_timeout, worker_timeout : float
+        Seconds to wait for the scheduler to answer, and for its first
+        worker to join; past them, a :class:`~uscale_ref.golden.SweepError`.
+
+    With ``jobs > 1`` the cases are built in fresh Python processes, each
+    of which imports the script that called this first: in a script, put
+    the call under ``if __name__ == "__main__":`` (a missing guard is a
+    ``SweepError``, not workers started for ever). Ctrl-C stops every
+    worker at once.
 
     Into a folder that already holds a manifest of the same suite, the new
     cases are merged: the entries of the cases not written are kept. A
@@ -263,6 +274,14 @@ def generate(
             raise ValueError("specs: no case to write")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a number of processes of at least 1, got {jobs!r}")
+    for label, seconds in (("connect_timeout", connect_timeout),
+                           ("worker_timeout", worker_timeout)):  # fmt: skip
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not (0 < seconds < math.inf)
+        ):
+            raise ValueError(f"{label} must be a positive number of seconds, got {seconds!r}")
     if (out / MANIFEST).exists():
         _check_suite(out, name)  # refuse early, before any work
     check_resources(chosen, out, 1 if scheduler is not None else jobs)
@@ -283,10 +302,12 @@ def generate(
         run = f".uscale-ref-{os.getpid()}-{secrets.token_hex(4)}-"
         out.mkdir(parents=True, exist_ok=True)
         try:
-            for spec, data, metadata in built(chosen, jobs, scheduler, step):
+            for spec, data, metadata in built(chosen, jobs, scheduler, step, connect_timeout,
+                                              worker_timeout):  # fmt: skip
                 staged[spec.id] = (_stage(out, data, run), _manifest_entry(spec, data, metadata))
                 del data
             with _folder_lock(out):
+                _remove_orphans(out)
                 # The manifest as it stands now (another run may have added to it).
                 kept = _check_suite(out, name) if (out / MANIFEST).exists() else {}
                 kept.update({case_id: entry for case_id, (_, entry) in staged.items()})
@@ -303,15 +324,37 @@ def generate(
                         os.replace(temporary, out / file)
                     committed = True
         finally:
-            for temporary in out.glob(f"{run}*.tmp"):
-                temporary.unlink(missing_ok=True)
-            if created and not committed:  # a failed first run leaves no folder behind
-                (out / LOCK).unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    out.rmdir()
+            with _signals_held():  # a second Ctrl-C cannot stop the clean-up halfway
+                for temporary in out.glob(f"{run}*.tmp"):
+                    temporary.unlink(missing_ok=True)
+                if created and not committed:  # a failed first run leaves no folder behind
+                    (out / LOCK).unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        out.rmdir()
     if report is not None:
         report(total, total, f"{len(chosen)} case(s) in {out}")
     return [spec.id for spec in chosen]
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Delete the temporary files of runs that were killed outright (SIGKILL, power loss):
+    ``.uscale-ref-<pid>-*.tmp`` whose process no longer runs. Called under the folder's
+    lock, so no live run's files are touched."""
+    for temporary in folder.glob(".uscale-ref-*-*.tmp"):
+        pid = temporary.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (on POSIX; elsewhere assumed to)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, AttributeError):
+        return True
+    return True
 
 
 def _suite_order(name: str) -> list[CaseSpec]:

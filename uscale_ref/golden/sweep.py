@@ -13,16 +13,19 @@ instead of failing halfway with NumPy's ``ArrayMemoryError``
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .. import __version__
-from .errors import GoldenFileError
+from .errors import GoldenFileError, SweepError
 from .fixture import BUILD_STEPS, build, to_bytes
-from .resources import check_resources, needs
+from .resources import check_resources, format_bytes, needs
 from .suite import CaseSpec
 
-__all__ = ["built", "check_resources", "needs"]
+__all__ = ["SweepError", "built", "check_resources", "needs"]
 
 Built = tuple[CaseSpec, bytes, dict[str, Any]]
 
@@ -42,16 +45,21 @@ def built(
     jobs: int = 1,
     scheduler: str | None = None,
     step: Callable[[CaseSpec, float], None] | None = None,
+    connect_timeout: float = 10.0,
+    worker_timeout: float = 60.0,
 ) -> Iterator[Built]:
     """Build every case and hand each back, in the given order.
 
     ``jobs`` processes at once (one: in this process, with progress inside
     each case), or the workers of the dask.distributed cluster at
     ``scheduler``. ``step(spec, fraction)`` reports progress: a fraction of
-    the case at a time, or the whole case when it is done.
+    the case at a time, or the whole case when it is done. A scheduler must
+    answer within ``connect_timeout`` seconds and have a worker within
+    ``worker_timeout``; a worker process that dies, or a case that kills
+    its cluster workers, stops the sweep. Each is a :class:`SweepError`.
     """
     if scheduler is not None:
-        yield from _on_cluster(specs, scheduler, step)
+        yield from _on_cluster(specs, scheduler, step, connect_timeout, worker_timeout)
     elif jobs > 1 and len(specs) > 1:
         yield from _in_processes(specs, jobs, step)
     else:
@@ -96,18 +104,73 @@ def _indexed(item: tuple[int, CaseSpec]) -> tuple[int, tuple[str, bytes, dict[st
     return index, build_case(spec)
 
 
+def _quiet_worker() -> None:
+    """In a worker: Ctrl-C is left to the process that started the sweep, which stops it
+    (a worker of its own would print a traceback for every key press)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _refuse_unguarded_script() -> None:
+    """A clear error where a script without a main guard would start workers for ever.
+
+    A worker process starts by importing the script that started the sweep;
+    a script that calls :func:`uscale_ref.golden.generate` at its top level
+    would then start a sweep of its own in every worker.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SweepError(
+            "golden.generate(..., jobs > 1) ran while a worker process was starting: the "
+            "script that calls it runs again in every worker; put the call under "
+            "'if __name__ == \"__main__\":' (or use jobs=1)"
+        )
+
+
 def _in_processes(
     specs: Sequence[CaseSpec], jobs: int, step: Callable[[CaseSpec, float], None] | None
 ) -> Iterator[Built]:
+    _refuse_unguarded_script()
     # Fresh interpreters (not forks of this one, which may hold threads and locks).
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(jobs, len(specs))) as pool:  # leaving the block terminates it
-        finished = pool.imap_unordered(_indexed, list(enumerate(specs)))
+    pool = ProcessPoolExecutor(min(jobs, len(specs)), mp_context=context,
+                               initializer=_quiet_worker)  # fmt: skip
+    try:
+        futures = [pool.submit(_indexed, item) for item in enumerate(specs)]
+        finished = (future.result() for future in as_completed(futures))
         yield from _in_order(specs, finished, step)
+    except BrokenProcessPool:
+        raise SweepError(
+            "a worker process ended before its case was built (killed, out of memory, or a "
+            "script without 'if __name__ == \"__main__\":' around golden.generate); "
+            "nothing was written"
+        ) from None
+    finally:
+        _stop(pool)
+
+
+#: How long a stopped worker may take to end before it is killed.
+_STOP_SECONDS = 5.0
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End a pool now: queued cases cancelled, running workers terminated, none left behind."""
+    processes = list(getattr(pool, "_processes", {}).values())  # the pool's own workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(_STOP_SECONDS)
+        if process.is_alive():  # pragma: no cover - a worker deaf to SIGTERM
+            process.kill()
+            process.join(_STOP_SECONDS)
 
 
 def _on_cluster(
-    specs: Sequence[CaseSpec], address: str, step: Callable[[CaseSpec, float], None] | None
+    specs: Sequence[CaseSpec],
+    address: str,
+    step: Callable[[CaseSpec, float], None] | None,
+    connect_seconds: float,
+    worker_seconds: float,
 ) -> Iterator[Built]:
     try:
         import distributed
@@ -118,16 +181,108 @@ def _on_cluster(
     # Typed loosely: the package's own hints vary between its releases.
     connect: Any = distributed.Client
     completed: Any = distributed.as_completed
-    with connect(address) as client:
+    killed: Any = getattr(distributed, "KilledWorker", ())
+    _probe(address, connect_seconds)
+    try:
+        client = connect(address, timeout=connect_seconds)
+    except Exception as error:  # whatever the client raises, said in one line
+        raise SweepError(f"--scheduler {address}: cannot connect ({_said(error)})") from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=worker_seconds)
+        except (OSError, TimeoutError) as error:
+            raise SweepError(
+                f"--scheduler {address}: no worker joined within {worker_seconds:g} s "
+                f"(--worker-timeout; {_said(error)}); start workers with "
+                f"'dask worker {address}'"
+            ) from None
         versions = set(client.run(_version).values())
         if versions - {__version__}:
             raise GoldenFileError(
                 f"workers run uscale_ref {sorted(versions)}, this process {__version__}: the "
                 "bytes would differ; install the same version everywhere"
             )
+        _check_worker_memory(client, specs, address)
         futures = client.map(_indexed, list(enumerate(specs)), pure=False)
         try:
             finished = (future.result() for future in completed(futures))
             yield from _in_order(specs, finished, step)
+        except killed as error:
+            largest = max(specs, key=lambda spec: needs(spec)[0])
+            raise SweepError(
+                f"--scheduler {address}: a case killed every worker that built it "
+                f"({_said(error)[:120]}); the largest, {largest.id}, needs about "
+                f"{format_bytes(needs(largest)[0])}: give workers more memory, or make the "
+                "cases compact"
+            ) from None
         finally:
             client.cancel(futures)
+
+
+def _check_worker_memory(client: Any, specs: Sequence[CaseSpec], address: str) -> None:
+    """Refuse, before any work, a case that needs more memory than any worker may use."""
+    try:
+        workers = client.scheduler_info()["workers"].values()
+        limits = [int(w.get("memory_limit") or 0) for w in workers]
+    except Exception:  # an older scheduler: the workers will tell
+        return
+    if not limits or min(limits) <= 0:  # no limit set
+        return
+    largest = max(limits)
+    for spec in specs:
+        peak = needs(spec)[0]
+        if peak > largest:
+            raise SweepError(
+                f"--scheduler {address}: case {spec.id} needs about {format_bytes(peak)} of "
+                f"memory to build; the workers may use {format_bytes(largest)} at most (give "
+                "them more, or make the case compact)"
+            )
+
+
+def _probe(address: str, seconds: float) -> None:
+    """Ask ``address`` who it is, with a deadline on every step, before a client connects
+    (a client waits for ever on a silent service, and believes the first bytes of another
+    protocol to be a message's length). A :class:`SweepError` unless a scheduler answers."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import distributed.comm
+
+    connect: Any = distributed.comm.connect  # type: ignore[attr-defined]  # not re-exported
+
+    async def identity() -> Any:
+        comm = await asyncio.wait_for(connect(address, timeout=seconds), seconds)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity"}), seconds)
+            return await asyncio.wait_for(comm.read(), seconds)
+        finally:
+            comm.abort()
+
+    try:
+        # In a thread of its own: the caller may already run an event loop (a notebook).
+        with ThreadPoolExecutor(1) as thread:
+            answer = thread.submit(asyncio.run, identity()).result()
+    except (TimeoutError, asyncio.TimeoutError):
+        raise SweepError(
+            f"--scheduler {address}: no dask.distributed scheduler answered within {seconds:g} s "
+            "(--connect-timeout)"
+        ) from None
+    except MemoryError:  # its first bytes, read as a message's length, asked for exabytes
+        raise SweepError(
+            f"--scheduler {address}: speaks another protocol, not dask.distributed's"
+        ) from None
+    except Exception as error:  # a refused connection, a closed one, ...
+        raise SweepError(
+            f"--scheduler {address}: did not answer as a dask.distributed scheduler "
+            f"({_said(error)})"
+        ) from None
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise SweepError(
+            f"--scheduler {address}: answered, but not as a dask.distributed scheduler"
+        )
+
+
+def _said(error: BaseException) -> str:
+    """An exception's type and first line of message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
