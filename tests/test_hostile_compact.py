@@ -173,6 +173,21 @@ def test_a_genuine_compact_fixture_still_reads(compact):
 def test_a_case_beyond_addressable_sizes_is_refused():
     with pytest.raises(ValueError, match="2\\*\\*40 elements"):
         CaseSpec("float32", batch_size=2**20, in_channels=2**20, length=2**10, compact=10)
+    with pytest.raises(ValueError, match="in_channels must be at most 2\\*\\*24"):
+        CaseSpec("float32", batch_size=1, in_channels=2**30, length=4, compact=10)
+
+
+def test_positions_of_a_very_long_layer_list_only_the_edges_they_keep():
+    from uscale_ref.golden.positions import edge_values, positions_for
+
+    # Listing every edge of these axes would not end in a lifetime.
+    assert edge_values(2**62, limit=9) == [0, 1, 2, 2**62 - 1, 2**62 - 2, 2**62 - 3,
+                                           255, 256, 257]  # fmt: skip
+    spec = CaseSpec("float32", kernel_size=9, batch_size=1, in_channels=4, out_channels=4,
+                    length=2**36, compact=20000)  # fmt: skip
+    for name in ("output", "grad_input", "grad_weight", "grad_bias"):
+        kept = positions_for(spec, name, 20000)
+        assert 0 < kept.size <= 20000 and np.all(np.diff(kept) > 0)
 
 
 @pytest.fixture

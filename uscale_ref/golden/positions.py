@@ -19,8 +19,9 @@ makes them matrix products); ``grad_bias`` at the same output channels.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -35,29 +36,36 @@ TILES = (256, 128, 64, 32, 16, 8)
 Index = npt.NDArray[np.int64]
 
 
-def _ordered_unique(values: Iterable[int], size: int) -> list[int]:
+def _ordered_unique(values: Iterable[int], size: int, limit: int | None = None) -> list[int]:
+    """The distinct ``values`` in ``[0, size)``, in order, at most ``limit`` of them (taken
+    lazily: ``values`` may be a long generator)."""
     seen: set[int] = set()
     kept = []
     for value in values:
+        if limit is not None and len(kept) >= limit:
+            break
         if 0 <= value < size and value not in seen:
             seen.add(value)
             kept.append(value)
     return kept
 
 
-def edge_values(size: int, extra: Iterable[int] = ()) -> list[int]:
+def _tile_edges(size: int) -> Iterator[int]:
+    for tile in TILES:
+        for m in range(tile, size, tile):
+            yield from (m - 1, m, m + 1)
+
+
+def edge_values(size: int, extra: Iterable[int] = (), limit: int | None = None) -> list[int]:
     """The edge indices of an axis of ``size``, most telling first; ``extra`` (group edges,
-    padding borders) come right after the ends.
+    padding borders) come right after the ends. ``limit``: only the first so many (a long
+    axis has about ``size / 4`` edges; they are not all listed to take a few).
 
     >>> edge_values(20)
     [0, 1, 2, 19, 18, 17, 15, 16, 7, 8, 9]
     """
     ends = [0, 1, 2, size - 1, size - 2, size - 3]
-    tiles = []
-    for tile in TILES:
-        for m in range(tile, size, tile):
-            tiles += [m - 1, m, m + 1]
-    return _ordered_unique([*ends, *extra, *tiles], size)
+    return _ordered_unique(itertools.chain(ends, extra, _tile_edges(size)), size, limit)
 
 
 def _uniform(seed: int, count: int, size: int) -> Index:
@@ -105,13 +113,13 @@ def _result_shape(spec: CaseSpec, name: str) -> tuple[int, ...]:
     return (spec.out_channels,)
 
 
-def _choose(values: list[int], size: int, count: int, seed: int) -> list[int]:
+def _choose(values: Iterable[int], size: int, count: int, seed: int) -> list[int]:
     """``count`` distinct indices of an axis: ``values`` first, then drawn ones."""
     if count >= size:
         return list(range(size))
-    chosen = _ordered_unique(values, size)[:count]
+    chosen = _ordered_unique(values, size, count)
     drawn = _uniform(seed, 4 * count + 16, size)
-    return _ordered_unique([*chosen, *drawn.tolist(), *range(size)], size)[:count]
+    return _ordered_unique(itertools.chain(chosen, drawn.tolist(), range(size)), size, count)
 
 
 def grid_for(spec: CaseSpec, count: int) -> tuple[Index, Index]:
@@ -129,10 +137,10 @@ def _grid(spec: CaseSpec, count: int, seed: int) -> tuple[list[int], list[int]]:
     wide = min(columns, max(1, count // rows))
     rows = min(out_channels, max(1, count // wide))
     extras = _axis_extras(spec, "grad_weight")
-    chosen_rows = _choose(edge_values(out_channels, extras[0]), out_channels, rows, seed)
+    chosen_rows = _choose(edge_values(out_channels, extras[0], rows), out_channels, rows, seed)
     # Columns: whole kernels (every tap k) of the edge input channels first.
-    channels = edge_values(fan_in)
-    column_values = [c * kernel + k for c in channels for k in range(kernel)]
+    channels = edge_values(fan_in, limit=wide)
+    column_values = (c * kernel + k for c in channels for k in range(kernel))
     chosen_columns = _choose(column_values, columns, wide, seed + 1)
     return sorted(chosen_rows), sorted(chosen_columns)
 
@@ -169,11 +177,14 @@ def positions_for(spec: CaseSpec, name: str, count: int) -> Index:
     extras = _axis_extras(spec, name)
     batched = len(shape) == 3
     items, channels, length = shape if batched else (1, *shape)
-    item_edges = edge_values(items) if batched else [0]
-    length_edges = edge_values(length, extras[-1])
-    channel_edges = edge_values(channels, extras[-2])
     per_column = min(channels, PER_COLUMN)
     wanted = -(-count // per_column)
+    tiles = -(-wanted // COLUMNS_PER_TILE)
+    channels_wanted = tiles * per_column + per_column
+    # Only as many edges as the budget can take (a long axis has a quarter of its length).
+    item_edges = edge_values(items, limit=wanted) if batched else [0]
+    length_edges = edge_values(length, extras[-1], limit=wanted)
+    channel_edges = edge_values(channels, extras[-2], limit=channels_wanted)
     # Columns: each length edge with a batch end or a drawn item, each item edge with a
     # drawn position, then drawn columns.
     drawn_items = _uniform(seed + 1, len(length_edges), items)

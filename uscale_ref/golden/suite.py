@@ -54,6 +54,8 @@ FP8_FORMATS = {"input": "float8_e4m3fn", "weight": "float8_e4m3fn", "grad_output
 DEFAULT_SHAPE = {"N": 2, "C": 4, "O": 6, "L": 16}
 #: The most elements any one array of a case may have (compact or not).
 MAX_ELEMENTS = 2**40
+#: The most input or output channels a case may have.
+MAX_CHANNELS = 2**24
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,12 @@ class CaseSpec:
             object.__setattr__(self, "scale_power", power)
         # conv1d's own checks: every argument named in the message.
         conv1d_scales(self.input_shape, self.weight_shape, **self.conv_kwargs)
+        for name in ("in_channels", "out_channels"):
+            if getattr(self, name) > MAX_CHANNELS:
+                raise ValueError(
+                    f"{name} must be at most 2**24, got {getattr(self, name)} (a compact "
+                    "fixture orders every channel)"
+                )
         for name, shape in (("input", self.input_shape), ("weight", self.weight_shape),
                             ("output", self.geometry.output_shape)):  # fmt: skip
             if math.prod(shape) > MAX_ELEMENTS:
