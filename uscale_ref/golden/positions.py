@@ -40,7 +40,7 @@ def _ordered_unique(values: Iterable[int], size: int, limit: int | None = None) 
     """The distinct ``values`` in ``[0, size)``, in order, at most ``limit`` of them (taken
     lazily: ``values`` may be a long generator)."""
     seen: set[int] = set()
-    kept = []
+    kept: list[int] = []
     for value in values:
         if limit is not None and len(kept) >= limit:
             break
