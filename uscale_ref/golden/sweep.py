@@ -12,8 +12,10 @@ instead of failing halfway with NumPy's ``ArrayMemoryError``
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -134,7 +136,8 @@ def _in_processes(
     pool = ProcessPoolExecutor(min(jobs, len(specs)), mp_context=context,
                                initializer=_quiet_worker)  # fmt: skip
     try:
-        futures = [pool.submit(_indexed, item) for item in enumerate(specs)]
+        with _ctrl_c_held():  # the workers start with Ctrl-C blocked, not only once they run
+            futures = [pool.submit(_indexed, item) for item in enumerate(specs)]
         finished = (future.result() for future in as_completed(futures))
         yield from _in_order(specs, finished, step)
     except BrokenProcessPool:
@@ -145,6 +148,22 @@ def _in_processes(
         ) from None
     finally:
         _stop(pool)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Block SIGINT in this thread while the block runs (processes started meanwhile inherit
+    the mask); one that arrives is delivered after it."""
+    if not hasattr(signal, "pthread_sigmask") or (
+        threading.current_thread() is not threading.main_thread()
+    ):  # pragma: no cover - not POSIX, or not the main thread (which alone gets signals)
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 #: How long a stopped worker may take to end before it is killed.
