@@ -356,3 +356,31 @@ def test_picture_names_stay_in_their_folder(tmp_path, case_id):
     picture = verdict.plot(folder / name)
     assert picture.parent == folder and picture.exists()
     assert picture_name(case_id) != picture_name(case_id + "x")
+
+
+def test_the_plugin_refuses_a_picture_folder_that_is_a_file(pytester):
+    pytest.importorskip("matplotlib")
+    pytester.makepyfile("def test_nothing(golden_case): pass")
+    taken = pytester.path / "taken.png"
+    taken.write_bytes(b"mine")
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--uscale-ref-plot={taken}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--uscale-ref-plot*not a folder*"])
+    assert taken.read_bytes() == b"mine"
+
+
+def test_the_plugin_draws_a_hostile_case_id_inside_its_folder(pytester, tmp_path):
+    pytest.importorskip("matplotlib")
+    from uscale_ref.testing.plugin import GoldenCase
+
+    fixture = golden.load("f32_k3")
+    plots = tmp_path / "plots"
+    case = GoldenCase("../../escaped", None, str(plots))
+    case._fixture = fixture  # the id is hostile; the fixture is a real one
+    with pytest.raises(AssertionError, match="picture: "):
+        case.check(output=fixture.expected["output"] * 2)
+    assert (
+        not (tmp_path / "escaped.png").exists() and not (tmp_path.parent / "escaped.png").exists()
+    )
+    (picture,) = plots.iterdir()
+    assert picture.name.startswith("escaped-") and picture.suffix == ".png"

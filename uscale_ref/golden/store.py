@@ -214,15 +214,18 @@ def generate(
         The address of a dask.distributed scheduler whose workers build the
         cases (``pip install "uscale-ref[distributed]"``, the same uscale_ref
         version on every worker); this process writes the files.
-    connect_timeout, worker_timeout : float
-        Seconds to wait for the scheduler to answer, and for its first
-        worker to join; past them, a :class:`~uscale_ref.golden.SweepError`.
+    connect_timeout : float
+        Seconds to wait for the scheduler to answer; past them, a
+        :class:`~uscale_ref.golden.SweepError`.
+    worker_timeout : float
+        Seconds to wait for the scheduler's first worker; past them, a
+        :class:`~uscale_ref.golden.SweepError`.
 
     With ``jobs > 1`` the cases are built in fresh Python processes, each
-    of which imports the script that called this first: in a script, put
-    the call under ``if __name__ == "__main__":`` (a missing guard is a
-    ``SweepError``, not workers started for ever). Ctrl-C stops every
-    worker at once.
+    of which imports the script that called this first. So a script calls
+    it under a main guard, ``if __name__ == "__main__"``; without one, the
+    first worker raises a ``SweepError`` instead of starting workers for
+    ever. Ctrl-C stops every worker at once.
 
     Into a folder that already holds a manifest of the same suite, the new
     cases are merged: the entries of the cases not written are kept. A
