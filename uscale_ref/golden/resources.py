@@ -39,7 +39,8 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
 
     A whole fixture holds every input and result and a float64 error scale per
     result element; building it takes up to about four times that (the inputs'
-    float64 copies and magnitudes, the float64 sums, the file's bytes).
+    float64 copies and magnitudes, the float64 sums, the file's bytes), plus
+    256 MiB for the interpreter and NumPy.
 
     A compact one holds its positions; building it takes, besides a base of
     512 MiB: the inputs it draws and cuts whole (up to
@@ -68,7 +69,7 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     item = _itemsize(spec)
     if spec.compact is None:
         size = item * (sum(inputs.values()) + sum(results.values())) + 8 * sum(results.values())
-        return 4 * size + 64 * 2**20, size + 2**16
+        return 4 * size + 256 * 2**20, size + 2**16
     kept = sum(min(spec.compact, n) for n in results.values())
     size = kept * (item + 16) + 2**16
     drawn = sum(min(inputs[name], WHOLE_ELEMENTS) for name in ("input", "grad_output"))
