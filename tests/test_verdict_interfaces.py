@@ -56,7 +56,7 @@ def test_golden_check_options(tmp_path, capsys):
     assert main(["golden", "check", str(tmp_path), "--accumulate", "float16", "--partial"]) == 0
     for argv, message in [
         (["--skip", "bonds"], "invalid choice: 'bonds'"),
-        (["--accumulate", "tf32"], "invalid choice: 'tf32'"),
+        (["--accumulate", "tf32"], "accumulate must be one of float16, bfloat16"),
         (["--golden", str(tmp_path / "nope")], "nope: not a directory"),
     ]:
         assert main(["golden", "check", str(tmp_path), *argv]) == 2 if argv[0] == "--golden" \

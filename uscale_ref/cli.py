@@ -52,6 +52,16 @@ def _seconds() -> Callable[[str], float]:
     return parse
 
 
+def _accumulate(text: str) -> str:
+    """An argparse type: an accumulation the verdict knows (a usage error otherwise)."""
+    from .tolerance.rule import check_accumulate
+
+    try:
+        return str(check_accumulate(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _padding(text: str) -> int | str:
     """An argparse type: 'same', 'valid' or a non-negative int."""
     if text in ("same", "valid"):
@@ -336,9 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--accumulate",
-        choices=["float16", "bfloat16", "float32", "float64"],
-        help="the format your kernel accumulates in, when not the default (float32 for "
-        "float16, bfloat16 and complex32 cases, else the case's dtype)",
+        type=_accumulate,
+        metavar="FORMAT",
+        help="what your kernel accumulates in, when not the default (float32 for float16, "
+        "bfloat16 and complex32 cases, else the case's dtype): float16, bfloat16, float32, "
+        "float64, 'p bits' (an accumulator of p significant bits) or 'p bits every m' "
+        "(its partial sums added into float32 every m products), e.g. '14 bits every 128'",
     )
     check.add_argument(
         "--skip",

@@ -21,6 +21,7 @@ that sum larger than the result). docs/golden-format.md derives it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -174,6 +175,24 @@ class Rule:
         can lose every bit.
         """
         n = self.complex_factor * terms
+        every = promotion_interval(self.accumulate)
+        if every is not None and n > every:
+            # Blocks of `every` products summed in the narrow register, each block's sum then
+            # added into float32: gamma_every of the narrow format over all the terms, and
+            # gamma_k of float32 (k block sums) in units of the narrow one.
+            if every * self.u_acc >= 1:
+                return math.inf
+            blocks = math.ceil(n / every) + 1
+            wide = UNIT_ROUNDOFF[PROMOTED_TO]
+            if blocks * wide >= 1:
+                return math.inf
+            units = every / (1 - every * self.u_acc) + wide / self.u_acc * blocks / (
+                1 - blocks * wide
+            )
+            units += 2 * self.complex_factor
+            if self.precision == "tf32":
+                units += self.complex_factor * TF32_PRODUCT_ERROR / self.u_acc
+            return units
         if n * self.u_acc >= 1:
             return math.inf
         units = n / (1 - n * self.u_acc) + 2 * self.complex_factor
@@ -321,7 +340,12 @@ class Rule:
     def describe(self) -> str:
         """One line: accumulation, precision and the checks that are on."""
         off = [name for name in CHECKS if name not in self.checks]
-        text = f"accumulation in {self.accumulate}"
+        every = promotion_interval(self.accumulate)
+        if every is None:
+            text = f"accumulation in {self.accumulate}"
+        else:
+            bits = self.accumulate.split(" ")[0]
+            text = f"accumulation in {bits} bits, promoted to {PROMOTED_TO} every {every} products"
         if self.precision != "exact":
             text += f", {self.precision} multiplicands"
         if self.algorithm != "direct":
@@ -331,14 +355,39 @@ class Rule:
         return text
 
 
+#: An accumulator of ``p`` significant bits, perhaps promoted to float32 every ``m`` products.
+_WIDTH = re.compile(r"(\d+) bits(?: every (\d+))?")
+#: Where a promoted accumulator's partial sums go.
+PROMOTED_TO = "float32"
+
+
+def _width(name: str) -> tuple[int, int | None] | None:
+    """``(p, m)`` of ``"p bits"`` (m None) or ``"p bits every m"``; None for anything else."""
+    found = _WIDTH.fullmatch(name)
+    if found is None:
+        return None
+    bits, every = int(found.group(1)), found.group(2)
+    if not 2 <= bits <= 53 or (every is not None and int(every) < 1):
+        return None
+    return bits, None if every is None else int(every)
+
+
 def accumulation_roundoff(name: str) -> float:
-    """The unit roundoff of a format by name, or of an accumulator of ``"p bits"``."""
+    """The unit roundoff of a format by name, or of an accumulator of ``"p bits"``
+    (promoted or not: ``"p bits every m"``)."""
     if name in UNIT_ROUNDOFF:
         return UNIT_ROUNDOFF[name]
-    count, _, unit = name.partition(" ")
-    if unit == "bits" and count.isdigit() and 2 <= int(count) <= 64:
-        return 2.0 ** -int(count)
-    raise ValueError(f"accumulation {name!r}: expected one of {ACCUMULATIONS} or 'p bits'")
+    width = _width(name)
+    if width is None:
+        raise ValueError(f"accumulation {name!r}: expected {ACCUMULATE_FORMS}")
+    return 2.0 ** -width[0]
+
+
+def promotion_interval(name: str) -> int | None:
+    """Every how many products an accumulator ``"p bits every m"`` adds its partial sum
+    into float32 (``m``); None for a format or an accumulator that is never promoted."""
+    width = _width(name)
+    return None if width is None else width[1]
 
 
 def _round_to_format(values: npt.NDArray[np.float64], name: str) -> npt.NDArray[np.float64]:
@@ -351,12 +400,21 @@ def _round_to_format(values: npt.NDArray[np.float64], name: str) -> npt.NDArray[
     return round_to(values.astype(np.float64), name)
 
 
+ACCUMULATE_FORMS = (
+    f"one of {', '.join(ACCUMULATIONS)}, 'p bits' (an accumulator of p significant bits, "
+    "2 to 53) or 'p bits every m' (one whose partial sums go into float32 every m products)"
+)
+
+
 def check_accumulate(accumulate: str | None, dtype: str | None = None) -> str | None:
-    """``accumulate`` checked: None (each case's default) or a name in :data:`ACCUMULATIONS`."""
+    """``accumulate`` checked: None (each case's default), a name in :data:`ACCUMULATIONS`,
+    ``"p bits"`` or ``"p bits every m"`` (written with single spaces, as here)."""
     if accumulate is None:
         return None
-    if not isinstance(accumulate, str) or accumulate not in ACCUMULATIONS:
-        raise ValueError(f"accumulate must be one of {ACCUMULATIONS} or None, got {accumulate!r}")
+    if not isinstance(accumulate, str) or (
+        accumulate not in ACCUMULATIONS and _width(accumulate) is None
+    ):
+        raise ValueError(f"accumulate must be {ACCUMULATE_FORMS}, or None; got {accumulate!r}")
     return accumulate
 
 

@@ -387,7 +387,11 @@ def _declare(bits: int) -> str:
     name = _WIDTHS.get(bits)
     if name in ("bfloat16", "float16", "float32"):
         return f" (say so with accumulate={name!r}, or sum in a wider format)"
-    return " (sum in float32, or promote partial sums to float32 often enough)"
+    return (
+        f" (sum in float32, or promote partial sums to float32 often enough; a kernel that "
+        f"does so by design declares it: accumulate='{bits} bits every m', m products "
+        "between promotions)"
+    )
 
 
 def _narrow_output(ev: Evidence, estimate: float | None) -> str | None:
