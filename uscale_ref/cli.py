@@ -189,6 +189,7 @@ def _golden_check(args: argparse.Namespace) -> int:
         args.results, args.golden, args.precision, accumulate=args.accumulate,
         skip=args.skip, reference=True, partial=args.partial,
         whole_reference=args.plot is not None, algorithm=args.algorithm,
+        rounding=args.rounding,
     )  # fmt: skip
     if verdicts:
         print(format_table(verdicts))
@@ -372,6 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["direct", "fft"],
         help="fft: the kernel convolves by transforms; the bound allows an FFT's error, "
         "bounded by the rows' norms",
+    )
+    check.add_argument(
+        "--rounding",
+        default="nearest",
+        choices=["nearest", "stochastic"],
+        help="stochastic: your kernel rounds its results up or down at random (unbiased); "
+        "each may miss by a unit in the last place, and no bias at all is allowed",
     )
     check.add_argument(
         "--partial",

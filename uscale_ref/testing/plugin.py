@@ -66,11 +66,12 @@ class GoldenCase:
         skip: str | Sequence[str] | None = None,
         plot: str | Path | None = None,
         algorithm: str = "direct",
+        rounding: str = "nearest",
         **results: Any,
     ) -> None:
         """Assert ``output=``, ``grad_input=``, ... pass; a failure names its likely cause.
 
-        ``precision``, ``accumulate``, ``skip`` and ``algorithm`` as for
+        ``precision``, ``accumulate``, ``skip``, ``algorithm`` and ``rounding`` as for
         :func:`uscale_ref.testing.assert_conv1d`; ``plot``, a PNG path: on
         failure, draw the case's picture there and name it in the message
         (``--uscale-ref-plot DIR`` does so for every failing case).
@@ -92,7 +93,7 @@ class GoldenCase:
             )
         fixture = self.fixture
         verdict = judge(fixture, given, precision, accumulate, skip, keep=True,
-                        algorithm=algorithm)  # fmt: skip
+                        algorithm=algorithm, rounding=rounding)  # fmt: skip
         if verdict.passed:
             return
         drawn = plot is not None or self.plots is not None

@@ -19,7 +19,14 @@ from ..golden.fixture import build
 from ..golden.resources import check_memory, to_run
 from ..golden.store import _read_manifest
 from ..golden.suite import DTYPES, FULL_DTYPES, CaseSpec
-from ..tolerance.rule import CHECKS, check_accumulate, check_algorithm, check_precision, check_skip
+from ..tolerance.rule import (
+    CHECKS,
+    check_accumulate,
+    check_algorithm,
+    check_precision,
+    check_rounding,
+    check_skip,
+)
 from ..verdict import CaseVerdict, judge
 from ..verdict.diagnosis import NO_CAUSE, explain
 from ..verdict.picture import picture_name, prepare_folder, require_matplotlib
@@ -222,6 +229,7 @@ class _Options:
     skip: frozenset[str] | None = None
     plot: Path | None = None
     algorithm: str = "direct"
+    rounding: str = "nearest"
 
 
 def _check(
@@ -248,7 +256,7 @@ def _check(
     skip = None if options.skip is None else sorted(options.skip)
     with np.errstate(all="ignore"):
         verdict = judge(case, results, precision, options.accumulate, skip, keep=True,
-                        algorithm=options.algorithm)  # fmt: skip
+                        algorithm=options.algorithm, rounding=options.rounding)  # fmt: skip
         explain(verdict, case, results, precision, options.accumulate, options.plot is not None)
         if options.plot is not None and verdict.passed and not case.compact:
             # A correct evaluation's error histogram beside the kernel's, in the picture.
@@ -306,6 +314,7 @@ def assert_conv1d(
     skip: str | Iterable[str] | None = None,
     plot: str | Path | None = None,
     algorithm: str = "direct",
+    rounding: str = "nearest",
 ) -> ConformanceReport:
     """Hold a conv1d implementation to uscale_ref: every golden case, then drawn problems.
 
@@ -377,6 +386,11 @@ def assert_conv1d(
         ``"fft"``: your kernel convolves by transforms (an FFT); its errors
         are then bounded by the rows' norms, not element by element, and the
         verdict allows that (:mod:`uscale_ref.verdict.algorithm`).
+    rounding : ``"nearest"`` or ``"stochastic"``
+        ``"stochastic"``: your kernel rounds its results up or down at random,
+        without bias (as unit_scaling's own formats do by default); each result
+        may then miss by a whole unit in the last place, and the bias check
+        expects no bias at all.
 
     Returns
     -------
@@ -405,6 +419,7 @@ def assert_conv1d(
     check_precision(precision)
     accumulate = check_accumulate(accumulate)
     check_algorithm(algorithm)
+    check_rounding(rounding)
     checks = check_skip(skip)
     if plot is not None and not isinstance(plot, (str, Path)):
         raise TypeError(f"plot must be a folder (str or Path), got {type(plot).__name__}")
@@ -466,7 +481,7 @@ def assert_conv1d(
     convert = to_array or _default_to_array
     skipped = frozenset(CHECKS) - checks
     options = _Options(precision, accumulate, skipped, None if plot is None else Path(plot),
-                       algorithm)  # fmt: skip
+                       algorithm, rounding)  # fmt: skip
     report = ConformanceReport()
     failures = []
     for case in [*chosen, *drawn_cases]:

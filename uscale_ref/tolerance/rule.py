@@ -35,6 +35,7 @@ __all__ = [
     "MARGIN_BITS",
     "OUTPUT_ROUNDINGS",
     "PRECISIONS",
+    "ROUNDINGS",
     "Z_LIMIT",
     "Rule",
     "rule_for",
@@ -88,6 +89,10 @@ ALGORITHMS = ("direct", "fft")
 #: The normwise bound's constant: three transforms (two forward, one back), the products,
 #: and the sum over channels, each a few roundings per level of the transform.
 FFT_UNITS = 8.0
+#: How a kernel rounds its results: to nearest (a convention of its own for ties and the
+#: order of its roundings), or stochastically (up or down at random, with the probability
+#: that makes the expected result exact: no bias at all).
+ROUNDINGS = ("nearest", "stochastic")
 #: The three tests of an array, each of which can be switched off by name.
 CHECKS = ("bound", "precision", "bias")
 
@@ -130,6 +135,10 @@ class Rule:
     algorithm : str
         ``"direct"``, or ``"fft"``: the kernel convolves by transforms, and its
         errors are bounded by the rows' norms too (:mod:`uscale_ref.verdict.algorithm`).
+    rounding : str
+        ``"nearest"``, or ``"stochastic"``: the kernel rounds its results up or down
+        at random; each may then err by a whole unit in the last place, and their
+        errors' mean must be zero.
     """
 
     dtype: str
@@ -137,6 +146,7 @@ class Rule:
     precision: str = "exact"
     checks: frozenset[str] = frozenset(CHECKS)
     algorithm: str = "direct"
+    rounding: str = "nearest"
 
     @property
     def output_format(self) -> str:
@@ -205,8 +215,10 @@ class Rule:
         """The output roundings' bound in units of ``u_out * rounded``:
         ``c * OUTPUT_ROUNDINGS * (1 + OUTPUT_ROUNDINGS * u_out)``, ``c`` = 2 for complex (the
         last factor covers the second-order terms of the roundings, and ``|expected|``
-        standing for the exact value)."""
-        return self.complex_factor * OUTPUT_ROUNDINGS * (1 + OUTPUT_ROUNDINGS * self.u_out)
+        standing for the exact value); one rounding more under ``rounding="stochastic"``,
+        whose last rounding may miss by a whole unit in the last place (two of ``u_out``)."""
+        roundings = OUTPUT_ROUNDINGS + (1 if self.rounding == "stochastic" else 0)
+        return self.complex_factor * roundings * (1 + roundings * self.u_out)
 
     @property
     def eta_out(self) -> float:
@@ -229,9 +241,11 @@ class Rule:
         rounds once (half a spacing each); each of its sum's roundings costs half the
         accumulation format's spacing."""
         s = abs(scale) if math.isfinite(scale) else 0.0
+        stochastic = self.eta_out if self.rounding == "stochastic" else 0.0  # a whole spacing
         return self.complex_factor * (
-            self.eta_out * (s + 1) + (self.complex_factor * terms + 2) * self.eta_acc * s / 2
-        )
+            self.eta_out * (s + 1) + stochastic
+            + (self.complex_factor * terms + 2) * self.eta_acc * s / 2
+        )  # fmt: skip
 
     def bound(
         self,
@@ -308,6 +322,9 @@ class Rule:
         since multiplicands truncated toward zero shrink every product a
         little.
         """
+        if self.rounding == "stochastic":  # unbiased by design: no convention's bias
+            width = SCALE_ROUNDINGS * self.u_acc
+            return self._with_tf32([(-width, width)])
         if centres is None:
             return self.allowed_row_scale_errors(scale)
         width = SCALE_ROUNDINGS * self.u_acc
@@ -320,8 +337,11 @@ class Rule:
     ) -> list[tuple[float, float]]:
         """The relative scale errors one row (channel) may show: in a narrow output
         format, between the conventions' centres and :data:`ROW_SLACK` of its unit
-        roundoff beyond (a row's values round twice with a bias of their own)."""
+        roundoff beyond (a row's values round twice with a bias of their own); none but
+        the scale's own roundings under ``rounding="stochastic"``."""
         width = SCALE_ROUNDINGS * self.u_acc
+        if self.rounding == "stochastic":
+            return self._with_tf32([(-width, width)])
         if centres is None:
             centres = [0.0]
             if self.u_out > self.u_acc and scale != 0 and math.isfinite(scale):
@@ -350,6 +370,8 @@ class Rule:
             text += f", {self.precision} multiplicands"
         if self.algorithm != "direct":
             text += f", {self.algorithm} algorithm"
+        if self.rounding != "nearest":
+            text += f", {self.rounding} rounding"
         if off:
             text += f"; {', '.join(off)} check{'s' if len(off) > 1 else ''} off"
         return text
@@ -438,6 +460,12 @@ def check_skip(skip: str | Iterable[str] | None) -> frozenset[str]:
     return left
 
 
+def check_rounding(rounding: object) -> str:
+    if not isinstance(rounding, str) or rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    return rounding
+
+
 def check_algorithm(algorithm: object) -> str:
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
@@ -451,6 +479,7 @@ def rule_for(
     skip: str | Iterable[str] | None = None,
     strict: bool = True,
     algorithm: str = "direct",
+    rounding: str = "nearest",
 ) -> Rule:
     """The rule for a case of ``dtype``; ``accumulate=None`` takes the dtype's default.
 
@@ -473,4 +502,5 @@ def rule_for(
             )
         precision = "exact"
     chosen = check_accumulate(accumulate) or DEFAULT_ACCUMULATION[dtype]
-    return Rule(dtype, chosen, precision, check_skip(skip), check_algorithm(algorithm))
+    return Rule(dtype, chosen, precision, check_skip(skip), check_algorithm(algorithm),
+                check_rounding(rounding))  # fmt: skip

@@ -77,8 +77,10 @@ def _rule(
     accumulate: str | None,
     skip: str | Iterable[str] | None,
     algorithm: str = "direct",
+    rounding: str = "nearest",
 ) -> Rule:
-    return rule_for(fixture.dtype, precision, accumulate, skip, algorithm=algorithm)
+    return rule_for(fixture.dtype, precision, accumulate, skip, algorithm=algorithm,
+                    rounding=rounding)  # fmt: skip
 
 
 def judge(
@@ -90,6 +92,7 @@ def judge(
     reference: bool | dict[str, Any] = False,
     keep: bool = False,
     algorithm: str = "direct",
+    rounding: str = "nearest",
 ) -> CaseVerdict:
     """Judge ``results`` (NumPy arrays by result name; None is skipped) against ``fixture``.
 
@@ -99,11 +102,13 @@ def judge(
     keep their element-wise figures for :func:`uscale_ref.verdict.diagnosis.explain`,
     which releases them. ``algorithm="fft"``: the kernel convolves by transforms, and
     the bound allows the normwise error of one (:mod:`uscale_ref.verdict.algorithm`).
+    ``rounding="stochastic"``: the kernel rounds its results stochastically; each may
+    miss by a whole unit in the last place, and their mean must show no bias at all.
     """
     unknown = set(results) - set(RESULT_NAMES)
     if unknown:
         raise TypeError(f"unknown result names {sorted(unknown)}; expected some of {RESULT_NAMES}")
-    rule = _rule(fixture, precision, accumulate, skip, algorithm)
+    rule = _rule(fixture, precision, accumulate, skip, algorithm, rounding)
     references: dict[str, Any] = {}
     if reference is True:
         from .reference import correct_results
@@ -128,6 +133,7 @@ def compare(
     accumulate: str | None = None,
     skip: str | Iterable[str] | None = None,
     algorithm: str = "direct",
+    rounding: str = "nearest",
     **results: Any,
 ) -> list[ArrayReport]:
     """Reports for every result given (``output=``, ``grad_input=``, ...; None is skipped).
@@ -138,7 +144,8 @@ def compare(
     the narrow dtypes, else the dtype); ``skip`` switches checks off by name
     (``"bound"``, ``"precision"``, ``"bias"``).
     """
-    return judge(fixture, results, precision, accumulate, skip, algorithm=algorithm).arrays
+    return judge(fixture, results, precision, accumulate, skip, algorithm=algorithm,
+                 rounding=rounding).arrays  # fmt: skip
 
 
 def assert_matches(
@@ -149,6 +156,7 @@ def assert_matches(
     skip: str | Iterable[str] | None = None,
     plot: str | Path | None = None,
     algorithm: str = "direct",
+    rounding: str = "nearest",
     **results: Any,
 ) -> None:
     """Assert that results pass the verdict of a golden case.
@@ -174,6 +182,10 @@ def assert_matches(
     algorithm : ``"direct"`` or ``"fft"``
         ``"fft"``: the kernel convolves by transforms; the bound allows an
         FFT's normwise error (:mod:`uscale_ref.verdict.algorithm`).
+    rounding : ``"nearest"`` or ``"stochastic"``
+        ``"stochastic"``: the kernel rounds its results up or down at random
+        (unbiased); each may miss by a whole unit in the last place, and the
+        bias check expects no bias at all instead of a rounding convention's.
     **results
         Any of ``output``, ``grad_input``, ``grad_weight``, ``grad_bias`` as
         NumPy-convertible arrays of the case's shape and dtype.
@@ -192,7 +204,7 @@ def assert_matches(
     if not any(value is not None for value in results.values()):
         raise TypeError("assert_matches needs at least one result array")
     verdict = judge(fixture, results, precision, accumulate, skip, reference=plot is not None,
-                    algorithm=algorithm)  # fmt: skip
+                    algorithm=algorithm, rounding=rounding)  # fmt: skip
     if not verdict.passed:
         text = verdict.describe()
         if plot is not None:

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..tolerance.rule import check_accumulate, check_algorithm, check_precision, check_skip
+from ..tolerance.rule import (
+    check_accumulate,
+    check_algorithm,
+    check_precision,
+    check_rounding,
+    check_skip,
+)
 from .case import CaseVerdict, judge
 
 if TYPE_CHECKING:
@@ -30,6 +36,7 @@ def check_directory(
     partial: bool = False,
     whole_reference: bool = False,
     algorithm: str = "direct",
+    rounding: str = "nearest",
 ) -> tuple[list[CaseVerdict], list[str]]:
     """Judge every ``<case_id>.npz`` in ``results_dir`` against the goldens.
 
@@ -43,7 +50,7 @@ def check_directory(
     case (:func:`uscale_ref.verdict.diagnosis.explain`: a correct evaluation's
     precision beside it, and the likely cause in its ``cause``; with
     ``whole_reference`` that evaluation covers the whole case, for pictures);
-    ``algorithm`` as for :func:`uscale_ref.verdict.judge`.
+    ``algorithm`` and ``rounding`` as for :func:`uscale_ref.verdict.judge`.
     """
     from ..golden.errors import GoldenFileError
     from ..golden.store import cases, load
@@ -51,6 +58,7 @@ def check_directory(
     check_precision(precision)
     check_accumulate(accumulate)
     check_algorithm(algorithm)
+    check_rounding(rounding)
     check_skip(skip)
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -82,7 +90,7 @@ def check_directory(
             chosen = precision if fixture.dtype in ("float32", "complex64") else "exact"
             with np.errstate(all="ignore"):
                 verdict = judge(fixture, given, chosen, accumulate, skip, keep=reference,
-                                algorithm=algorithm)  # fmt: skip
+                                algorithm=algorithm, rounding=rounding)  # fmt: skip
                 if reference:
                     from .diagnosis import explain
 

@@ -283,12 +283,25 @@ def _scale(ev: Evidence, candidates: Sequence[ScaleMistake]) -> _Factor | None:
         return None
     if not uniform(ev, beta):
         return None  # some parts are off by more than others: not one scale
+    if ev.rule.rounding == "stochastic" and abs(beta) <= 2 * ev.rule.u_out:
+        return _Factor(beta, spread, _leaning(beta, spread, ev.rule.u_out))
     slack = SIGNIFICANT * spread + 2 * ev.rule.u_out
     for candidate in candidates:
         factor = candidate.factor
         if candidate.array == ev.name and abs(1 + beta - factor) <= slack * factor:
             return _Factor(beta, spread, f"{candidate.description} (a factor {factor:.6g})")
     return _Factor(beta, spread, None)
+
+
+def _leaning(beta: float, spread: float, u_out: float) -> str:
+    """A declared stochastic rounding whose errors lean one way, in words."""
+    sign = "+" if beta > 0 else "-"
+    return (
+        f"stochastic rounding with a bias: the errors lean by a factor 1 {sign} {abs(beta):.1e} "
+        f"± {spread:.1g} of the values, {beta / (2 * u_out):+.2f} of a unit in the last place "
+        "where unbiased rounding leans by 0 (noise of the wrong width, random bits reused, "
+        "or truncation where rounding belongs)"
+    )
 
 
 def _where(ev: Evidence, part: Part) -> str:
@@ -450,7 +463,7 @@ def explain(
     failing = [report.name for report in verdict.failing]
     verdict.cause, sampled = _diagnosis(
         fixture, results, failing, precision, accumulate, verdict.failing,
-        verdict.rule.algorithm,
+        verdict.rule.algorithm, verdict.rule.rounding,
     )  # fmt: skip
     references = {}
     if whole_reference and not fixture.compact:
@@ -479,6 +492,7 @@ def diagnose(
     accumulate: str | None = None,
     reports: Sequence[ArrayReport] | None = None,
     algorithm: str = "direct",
+    rounding: str = "nearest",
 ) -> str:
     """The likely cause of the ``failing`` arrays of ``results``; or :data:`NO_CAUSE`
     followed by what the evidence shows.
@@ -490,7 +504,9 @@ def diagnose(
     (``judge(..., keep=True)``) the diagnosis starts from those, else it measures
     them again from the results.
     """
-    return _diagnosis(case, results, failing, precision, accumulate, reports, algorithm)[0]
+    return _diagnosis(case, results, failing, precision, accumulate, reports, algorithm, rounding)[
+        0
+    ]
 
 
 def _diagnosis(
@@ -501,9 +517,10 @@ def _diagnosis(
     accumulate: str | None,
     reports: Sequence[ArrayReport] | None,
     algorithm: str = "direct",
+    rounding: str = "nearest",
 ) -> tuple[str, dict[str, float]]:
     """The cause, and the precision a correct evaluation reaches on each array's sample."""
-    rule = rule_for(case.dtype, precision, accumulate, algorithm=algorithm)
+    rule = rule_for(case.dtype, precision, accumulate, algorithm=algorithm, rounding=rounding)
     names = [n for n in failing if n in results and n in case.expected]
     kept = {r.name: r.measured for r in reports or () if r.measured is not None}
     findings: dict[str, tuple[str, str]] = {}
@@ -525,7 +542,9 @@ def _diagnosis(
         alike = [other for other in factors.values() if factor.same(other)]
         if len(alike) > 1:
             spread = max(other.spread for other in alike)
-            findings[name] = (_Factor(alike[0].beta, spread, None).text, "array")
+            leaning = rule.rounding == "stochastic" and abs(alike[0].beta) <= 2 * rule.u_out
+            named = _leaning(alike[0].beta, spread, rule.u_out) if leaning else None
+            findings[name] = (_Factor(alike[0].beta, spread, named).text, "array")
     return combined(names, findings), reference
 
 
