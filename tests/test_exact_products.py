@@ -18,7 +18,7 @@ from uscale_ref import textbook
 from uscale_ref.exact import bounds, ozaki, sliced
 from uscale_ref.exact import doubledouble as exact
 from uscale_ref.geometry import conv1d_geometry
-from uscale_ref.golden.fixture import build
+from uscale_ref.golden.fixture import Fixture, build
 from uscale_ref.golden.suite import CaseSpec
 from uscale_ref.scales import scales_for_geometry
 
@@ -292,14 +292,15 @@ DRAWN = [
 
 def _problem(spec):
     g = spec.geometry
-    arrays, _ = build(spec)
-    x, d = arrays["input"], arrays["grad_output"]
+    arrays, metadata = build(spec)
+    case = Fixture(spec.id, metadata, arrays)  # operands of FP8 cases decoded from their bytes
+    x, d = case.input("input"), case.input("grad_output")
     if spec.batch_size is None:
         x, d = x[None], d[None]
     return (
         x,
-        arrays["weight"],
-        arrays.get("bias"),
+        case.input("weight"),
+        case.input("bias"),
         d,
         g,
         scales_for_geometry(g, spec.constraint, spec.scale_power),

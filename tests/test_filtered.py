@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uscale_ref.exact import filtered, ozaki, points, sliced
-from uscale_ref.golden.fixture import build
+from uscale_ref.golden.fixture import Fixture, build
 from uscale_ref.golden.suite import CaseSpec
 from uscale_ref.scales import scales_for_geometry
 from uscale_ref.testing.strategies import case_specs
@@ -39,13 +39,14 @@ GEOMETRIES = [
 
 
 def _problem(spec):
-    arrays, _ = build(spec)
-    x, d = arrays["input"], arrays["grad_output"]
+    arrays, metadata = build(spec)
+    case = Fixture(spec.id, metadata, arrays)  # operands of FP8 cases decoded from their bytes
+    x, d = case.input("input"), case.input("grad_output")
     if spec.batch_size is None:
         x, d = x[None], d[None]
     g = spec.geometry
     scales = scales_for_geometry(g, spec.constraint, spec.scale_power)
-    return x, arrays["weight"], arrays.get("bias"), d, g, scales
+    return x, case.input("weight"), case.input("bias"), d, g, scales
 
 
 def _same_bytes(a, b):

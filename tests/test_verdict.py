@@ -76,7 +76,7 @@ def test_the_rule_refuses_what_it_does_not_know():
 def test_the_metadata_says_what_a_reader_in_another_language_needs():
     case = golden.load("bf16_k3")
     tolerance = case.metadata["tolerance"]
-    assert case.metadata["format_version"] == golden.FORMAT_VERSION == 2
+    assert case.metadata["format_version"] == golden.FORMAT_VERSION == 3
     assert tolerance["accumulation"] == "float32" and tolerance["output_format"] == "bfloat16"
     rule = verdict.rule_for("bfloat16")
     for name, terms in tolerance["terms"].items():

@@ -15,6 +15,11 @@
  * its metadata (SplitMix64, four 16-bit quarters, rounded to the dtype), and
  * the kernel is evaluated and judged at the stored positions only.
  *
+ * An operand in a format of its own (metadata "formats": float8_e4m3fn,
+ * float8_e5m2, unit_scaling_e4m3, unit_scaling_e5m2) is stored as that
+ * format's bytes (uint8) and decoded here from its bit fields; drawn, it is
+ * rounded from float32 into the format.
+ *
  * Only libc and cJSON (Debian: libcjson-dev). Real cases (float32, float64);
  * others are reported as skipped.
  *
@@ -171,6 +176,55 @@ static const cJSON *path3(const cJSON *object, const char *a, const char *b, con
 /* Round as the case's dtype stores it. */
 static double stored(double x, int itemsize) { return itemsize == 4 ? (double)(float)x : x; }
 
+/* ---- 8-bit operand formats: bit fields, and rounding into them ------------------------- */
+
+typedef struct {
+    const char *name;
+    int e, m, bias;     /* exponent and mantissa bits, exponent bias */
+    double largest;
+    int kind;           /* 0: OCP E4M3 (no inf; S.1111.111 NaN), 1: IEEE (E5M2), 2: saturating */
+} Format;
+
+static const Format FORMATS[] = {
+    {"float8_e4m3fn", 4, 3, 7, 448.0, 0},
+    {"float8_e5m2", 5, 2, 15, 57344.0, 1},
+    {"unit_scaling_e4m3", 4, 3, 8, 240.0, 2},
+    {"unit_scaling_e5m2", 5, 2, 16, 57344.0, 2},
+};
+
+static const Format *format_named(const char *name) {
+    for (size_t i = 0; name != NULL && i < sizeof FORMATS / sizeof FORMATS[0]; i++)
+        if (strcmp(FORMATS[i].name, name) == 0) return &FORMATS[i];
+    return NULL;
+}
+
+/* The value of one byte of format f. */
+static double decoded(unsigned code, const Format *f) {
+    int sign = code >> 7, exponent = (code >> f->m) & ((1 << f->e) - 1);
+    int mantissa = code & ((1 << f->m) - 1), top = (1 << f->e) - 1;
+    if (f->kind == 0 && exponent == top && mantissa == (1 << f->m) - 1) return NAN;
+    if (f->kind == 1 && exponent == top) return mantissa ? NAN : (sign ? -INFINITY : INFINITY);
+    double magnitude = exponent == 0 ? ldexp(mantissa, 1 - f->bias - f->m)
+                                     : ldexp(1.0 + ldexp(mantissa, -f->m), exponent - f->bias);
+    return sign ? -magnitude : magnitude;
+}
+
+/* x rounded to nearest in format f: ties to even (OCP) or toward zero (unit_scaling's);
+   beyond the largest: NaN (E4M3), inf (E5M2) or the largest (saturating). */
+static double rounded(double x, const Format *f) {
+    if (isnan(x)) return x;
+    double magnitude = fabs(x);
+    int exponent;
+    frexp(magnitude, &exponent);
+    if (exponent - 1 < 1 - f->bias) exponent = 2 - f->bias; /* subnormal: the lowest binade */
+    double quantum = ldexp(1.0, exponent - 1 - f->m), ratio = magnitude / quantum;
+    double steps = floor(ratio), rest = ratio - steps;
+    if (rest > 0.5 || (rest == 0.5 && f->kind != 2 && fmod(steps, 2.0) == 1.0)) steps += 1.0;
+    double result = isinf(magnitude) ? magnitude : steps * quantum;
+    if (result > f->largest) result = f->kind == 2 ? f->largest : f->kind == 0 ? NAN : INFINITY;
+    return x < 0 ? -result : result;
+}
+
 /* ---- the inputs of a compact fixture, drawn again from their seeds --------------------- */
 
 /* Sample i of the stream from `seed`: SplitMix64 output i, its four 16-bit quarters
@@ -196,16 +250,27 @@ static int load_input(const Npz *npz, const cJSON *meta, const char *name, long 
     out->count = count;
     out->data = malloc((count > 0 ? count : 1) * sizeof(double));
     if (out->data == NULL) return -1;
+    const cJSON *named = path3(meta, "formats", name, NULL);
+    const char *format_name = cJSON_IsString(named) ? cJSON_GetStringValue(named) : NULL;
+    const Format *format = format_named(format_name);
+    if (format_name != NULL && format == NULL) return -1; /* a format this reader lacks */
     const Member *m = find(npz, name);
     if (m != NULL) {
         if (m->count != count || m->integer) return -1;
-        for (long i = 0; i < count; i++) out->data[i] = value(m, i);
+        if (m->itemsize == 1 && format == NULL) return -1;
+        for (long i = 0; i < count; i++) {
+            if (m->itemsize == 1) out->data[i] = decoded(m->data[i], format);
+            else out->data[i] = value(m, i); /* float32 values (format_version 2) */
+        }
         return 0;
     }
     const cJSON *seed = path3(meta, "seeds", name, NULL);
     if (!cJSON_IsNumber(seed)) return -1;
     uint64_t s = (uint64_t)cJSON_GetNumberValue(seed);
-    for (long i = 0; i < count; i++) out->data[i] = drawn(s, (uint64_t)i, itemsize);
+    for (long i = 0; i < count; i++) {
+        out->data[i] = drawn(s, (uint64_t)i, format != NULL ? 4 : itemsize);
+        if (format != NULL) out->data[i] = rounded(out->data[i], format);
+    }
     return 0;
 }
 

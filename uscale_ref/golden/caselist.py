@@ -12,6 +12,11 @@ One case is a set of keys, every one optional (the defaults are
 - ``groups`` (1): an int dividing C and O;
 - ``bias`` (true), ``batched`` (true; false for input ``(C, L)``), ``fp8``
   (false; float32 cases only): true or false;
+- ``input``, ``weight``, ``grad_output``: the format an operand's values lie
+  in when narrower than the results' ``dtype`` (then float32, bfloat16 or
+  float16): float8_e4m3fn, float8_e5m2, unit_scaling_e4m3,
+  unit_scaling_e5m2, bfloat16 or float16 (``fp8=true`` is float8_e4m3fn,
+  float8_e4m3fn, float8_e5m2 with float32 results);
 - ``constraint`` (to_output_scale): None, gmean, hmean, amean,
   to_output_scale or to_grad_input_scale;
 - ``scale_power`` (0.5:0.5:0.5): three numbers;
@@ -49,6 +54,7 @@ __all__ = ["KEYS", "parse_case", "read_cases", "spec_from_mapping"]
 KEYS = (
     "dtype", "N", "C", "L", "O", "K", "stride", "padding", "dilation", "groups",
     "bias", "constraint", "scale_power", "batched", "fp8", "compact",
+    "input", "weight", "grad_output",
 )  # fmt: skip
 _FIELDS = {"N": "batch_size", "C": "in_channels", "L": "length", "O": "out_channels",
            "K": "kernel_size"}  # fmt: skip
@@ -149,6 +155,8 @@ def spec_from_mapping(case: Mapping[str, Any], where: str = "case") -> CaseSpec:
                 fields["constraint"] = _constraint(value)
             elif key == "scale_power":
                 fields["scale_power"] = _scale_power(value)
+            elif key in ("input", "weight", "grad_output"):
+                fields[f"{key}_format"] = str(value).strip()
         if "batched" in case and not _boolean(case["batched"], "batched"):
             if "N" in case:
                 raise ValueError("key 'N': an unbatched case (batched=false) has no batch size")

@@ -4,7 +4,9 @@ A fixture is a plain, uncompressed ``.npz`` (a ZIP archive of ``.npy``
 files) with no pickled objects. Arrays:
 
 ``input``, ``weight``, ``bias`` (when present), ``grad_output``
-    the inputs, in the case's dtype;
+    the inputs, in the case's dtype; an operand in a narrower format of its
+    own (metadata ``formats``) as that format's bytes (uint8) for the 8-bit
+    formats, as float16 for float16 and as float32 for bfloat16;
 ``output``, ``grad_input``, ``grad_weight``, ``grad_bias`` (when present)
     the expected results, in the case's dtype, correctly rounded from
     double-double sums;
@@ -35,7 +37,7 @@ import numpy.typing as npt
 
 from .. import __version__
 from ..exact import filtered, sliced
-from ..formats import FORMATS, STORAGE
+from ..formats import EIGHT_BIT, FORMATS, STORAGE, from_bits, to_bits
 from ..scales import scales_for_geometry
 from ..tolerance.conventions import convention_centres, narrow
 from ..tolerance.layout import groups_of, layout_of
@@ -44,9 +46,10 @@ from .inputs import draw, seed_for
 from .npz import read_npz
 from .suite import DTYPES, CaseSpec
 
-FORMAT_VERSION = 2
-# Version 1 files (the same arrays, an older rule in the metadata) are still read.
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+# Version 1 files (the same arrays, an older rule in the metadata) and version 2 files
+# (FP8 operands as float32 values) are still read.
+READABLE_VERSIONS = (1, 2, 3)
 INPUT_NAMES = ("input", "weight", "bias", "grad_output")
 RESULT_NAMES = ("output", "grad_input", "grad_weight", "grad_bias")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -197,7 +200,32 @@ def _build(
         centres[name] = _centres(spec, name, value, held, getattr(scales, name), None)
     shapes = {name: list(arrays[name].shape) for name in INPUT_NAMES + RESULT_NAMES
               if name in arrays}  # fmt: skip
+    for name, format in formats.items():  # stored in their own format, as readers take them
+        arrays[name] = stored_operand(arrays[name], format)
     return arrays, _metadata(spec, list(results), shapes, centres)
+
+
+def operand_file_dtype(format: str) -> np.dtype[Any]:
+    """The dtype a fixture stores an operand of ``format`` in: its bytes for the 8-bit
+    formats, float16 for float16, float32 for bfloat16."""
+    if format in EIGHT_BIT:
+        return np.dtype(np.uint8)
+    return np.dtype(np.float16 if format == "float16" else np.float32)
+
+
+def stored_operand(values: npt.NDArray[Any], format: str) -> npt.NDArray[Any]:
+    """An operand's values (float32, each in ``format``) as a fixture stores them."""
+    if format in EIGHT_BIT:
+        return to_bits(values, format)
+    return values.astype(operand_file_dtype(format))
+
+
+def operand_values(stored: npt.NDArray[Any], format: str) -> npt.NDArray[np.float32]:
+    """The float32 values of an operand stored in ``format`` (:func:`stored_operand`)."""
+    if stored.dtype == np.uint8:
+        return from_bits(stored, format)
+    values: npt.NDArray[np.float32] = stored.astype(np.float32)
+    return values
 
 
 def _centres(
@@ -403,7 +431,11 @@ class Fixture:
         """One input array (None for an absent bias); a compact fixture draws it from its
         seed the first time (:class:`~uscale_ref.golden.inputs.SeededSource`)."""
         if not self.compact:
-            return self.arrays.get(name)
+            stored = self.arrays.get(name)
+            format = self.formats.get(name)
+            if stored is None or format is None:
+                return stored
+            return operand_values(stored, format)
         if name == "bias" and not self.metadata["resolved"]["has_bias"]:
             return None
         drawn: dict[str, npt.NDArray[Any]] = self.__dict__.setdefault("_drawn", {})
@@ -412,7 +444,7 @@ class Fixture:
             from .resources import check_memory
 
             source = SeededSource(self.spec)
-            size = math.prod(source.shape(name)) * np.dtype(self.storage_dtype).itemsize
+            size = math.prod(source.shape(name)) * np.dtype(self.spec.operand_dtype(name)).itemsize
             check_memory(self.spec, f"drawing its whole {name}", 2 * size)
             drawn[name] = source.whole(name)
         return drawn[name]
@@ -476,6 +508,9 @@ def spec_from_metadata(metadata: dict[str, Any], where: str = "fixture") -> Case
         resolved = metadata["resolved"]
         input_shape, weight_shape = list(shapes["input"]), list(shapes["weight"])
         batched = resolved["batched"]
+        formats = metadata.get("formats", {})
+        if not isinstance(formats, dict) or set(formats) - {"input", "weight", "grad_output"}:
+            raise ValueError("'formats' must map input, weight or grad_output to a format")
         if batched is not (len(input_shape) == 3) or len(weight_shape) != 3:
             raise ValueError("shapes do not match 'batched'")
         return CaseSpec(
@@ -492,7 +527,9 @@ def spec_from_metadata(metadata: dict[str, Any], where: str = "fixture") -> Case
             bias=resolved["has_bias"],
             constraint=arguments["constraint"],
             scale_power=tuple(arguments["scale_power"]),
-            fp8=bool(metadata.get("formats")),
+            input_format=formats.get("input"),
+            weight_format=formats.get("weight"),
+            grad_output_format=formats.get("grad_output"),
             compact=metadata["compact"]["positions"] if "compact" in metadata else None,
             suite=metadata["suite"],
         )
@@ -685,6 +722,9 @@ def read(path: Path | str) -> Fixture:
             )
     allowed = {*required, "metadata"}
     dtype = np.dtype(STORAGE.get(metadata["dtype"], metadata["dtype"]))
+    # Operands in a format of their own: stored in it since version 3 (as float32 before).
+    formats = metadata.get("formats", {}) if metadata["format_version"] >= 3 else {}
+    operands = {name: operand_file_dtype(format) for name, format in formats.items()}
 
     def judge(name: str, shape: tuple[int, ...], given: np.dtype[Any]) -> None:
         if name not in allowed:
@@ -694,6 +734,8 @@ def read(path: Path | str) -> Fixture:
         want = np.dtype(np.float64) if name.startswith("error_scale_") else dtype
         if name.startswith("positions_"):
             want = np.dtype(np.int64)
+        if name in operands:
+            want = operands[name]
         if given.newbyteorder("=") != want:
             raise GoldenFileError(f"{path}: array {name!r} has dtype {given}, expected {want}")
         key = name.removeprefix("error_scale_").removeprefix("positions_")

@@ -78,9 +78,12 @@ def draw(
 
     Complex arrays have independent real and imaginary parts of variance 1/2
     each, so that ``E|z|^2 = 1``. ``bfloat16`` values are stored as float32
-    and ``complex32`` ones as complex64; ``format`` (an FP8 format) rounds
-    float32 values once more, into that format.
+    and ``complex32`` ones as complex64; ``format`` (an operand's narrower
+    format) rounds float32 values once more, into that format, whatever the
+    dtype of the results (they are then float32 arrays).
     """
+    if format is not None:
+        return round_to(draw(case_id, name, shape, "float32"), format)
     if dtype == "bfloat16":
         return round_to(draw(case_id, name, shape, "float32"), "bfloat16")
     if dtype == "complex32":
@@ -89,8 +92,6 @@ def draw(
         result.real = round_to(wide.real.copy(), "float16")
         result.imag = round_to(wide.imag.copy(), "float16")
         return result
-    if format is not None:
-        return round_to(draw(case_id, name, shape, dtype), format)
     count = int(np.prod(shape))
     return draw_at(case_id, name, shape, dtype, format, np.arange(count, dtype=np.int64)).reshape(
         shape
@@ -112,9 +113,11 @@ def draw_at(
     :func:`seed_for`; of a complex array, samples ``i`` (real part) and
     ``count + i`` (imaginary part) times ``sqrt(1/2)``, ``count`` the array's
     size. Each is rounded once to the dtype's parts (bfloat16 through float32,
-    complex32 through complex64, an FP8 ``format`` through float32).
+    complex32 through complex64, an operand's ``format`` through float32).
     """
     flat = np.asarray(flat, dtype=np.int64)
+    if format is not None:
+        return round_to(draw_at(case_id, name, shape, "float32", None, flat), format)
     if dtype == "bfloat16":
         return round_to(draw_at(case_id, name, shape, "float32", None, flat), "bfloat16")
     if dtype == "complex32":
@@ -123,8 +126,6 @@ def draw_at(
         result.real = round_to(wide.real.copy(), "float16")
         result.imag = round_to(wide.imag.copy(), "float16")
         return result
-    if format is not None:
-        return round_to(draw_at(case_id, name, shape, dtype, None, flat), format)
     numpy_dtype = np.dtype(dtype)
     seed = seed_for(case_id, name)
     if numpy_dtype.kind != "c":
@@ -183,7 +184,7 @@ class SeededSource:
         spec = self.spec
         shape = self.shape(name)
         count = int(np.prod(shape))
-        result = np.empty(count, dtype=spec.storage_dtype)
+        result = np.empty(count, dtype=spec.operand_dtype(name))
         block = 2**22
         for start in range(0, count, block):
             flat = np.arange(start, min(count, start + block), dtype=np.int64)

@@ -8,6 +8,9 @@ token          meaning
 =============  =================================================
 ``f16`` ...    dtype: f16, f32, f64, c64, c128, bf16, c32
 ``fp8``        float32 case whose inputs are FP8 values (E4M3, E5M2)
+``xe4m3`` ...  an operand's own format: ``x`` input, ``w`` weight, ``g``
+               grad_output; ``e4m3``, ``e5m2``, ``use4m3``, ``use5m2``,
+               ``bf16``, ``f16``
 ``k4``         kernel length K (always present)
 ``s2``         stride 2 (``st2`` when given as the tuple ``(2,)``)
 ``d2``         dilation 2 (``dt2`` for the tuple ``(2,)``)
@@ -50,6 +53,16 @@ DTYPES = tuple(DTYPE_TOKENS)
 # The FP8 recipe of the unit scaling paper: E4M3 for activations and weights,
 # E5M2 for gradients, accumulated in float32.
 FP8_FORMATS = {"input": "float8_e4m3fn", "weight": "float8_e4m3fn", "grad_output": "float8_e5m2"}
+#: The formats an operand may be narrower in than the results (``input=``, ``weight=``,
+#: ``grad_output=`` of a case): the 8-bit ones (OCP and unit_scaling's), bfloat16 and float16.
+OPERAND_FORMATS = ("float8_e4m3fn", "float8_e5m2", "unit_scaling_e4m3", "unit_scaling_e5m2",
+                   "bfloat16", "float16")  # fmt: skip
+#: The results' dtypes a case with narrower operands may have.
+MIXED_DTYPES = ("float32", "bfloat16", "float16")
+#: Each operand format's token in a case id.
+FORMAT_TOKENS = {"float8_e4m3fn": "e4m3", "float8_e5m2": "e5m2", "unit_scaling_e4m3": "use4m3",
+                 "unit_scaling_e5m2": "use5m2", "bfloat16": "bf16", "float16": "f16"}  # fmt: skip
+_OPERAND_LETTERS = {"input": "x", "weight": "w", "grad_output": "g"}
 
 DEFAULT_SHAPE = {"N": 2, "C": 4, "O": 6, "L": 16}
 #: The most elements any one array of a case may have (compact or not).
@@ -83,7 +96,7 @@ class CaseSpec:
         Whether the case has a bias.
     fp8 : bool
         A float32 case whose inputs are FP8 values (E4M3 input and weight,
-        E5M2 grad_output).
+        E5M2 grad_output): the same as those three formats below.
     compact : int or None
         A compact fixture: no input arrays (they are regenerated from their
         seeds), and each result's expected values at about this many
@@ -92,6 +105,13 @@ class CaseSpec:
     suite : str
         The name of the suite the case is written into (part of the
         fixture's metadata, not of its id).
+    input_format, weight_format, grad_output_format : str or None
+        A format the operand's values lie in, narrower than the results'
+        ``dtype`` (one of :data:`OPERAND_FORMATS`; ``dtype`` then float32,
+        bfloat16 or float16): a mixed-precision case, such as the unit-scaling
+        FP8 recipe, E4M3 input and weight and E5M2 grad_output with bfloat16
+        results. The expected results are exact from these values, rounded
+        once to ``dtype``; the bias stays in ``dtype``.
 
     Examples
     --------
@@ -121,6 +141,9 @@ class CaseSpec:
     fp8: bool = False  # float32 case whose inputs are FP8 values (FP8_FORMATS)
     compact: int | None = None  # positions per result array, or None for the full arrays
     suite: str = field(default="custom", compare=False)
+    input_format: str | None = None  # the operands' formats, when narrower than the results
+    weight_format: str | None = None
+    grad_output_format: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -141,6 +164,7 @@ class CaseSpec:
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.fp8 and self.dtype != "float32":
             raise ValueError(f"fp8 cases are float32 cases, got dtype {self.dtype!r}")
+        self._settle_formats()
         if self.compact is not None and (
             isinstance(self.compact, bool) or not isinstance(self.compact, int) or self.compact < 1
         ):
@@ -173,15 +197,46 @@ class CaseSpec:
                     "arrays must be addressable (smaller N, C, O, L or K)"
                 )
 
+    def _settle_formats(self) -> None:
+        """One form for each case: ``fp8=True`` and its three formats are the same case."""
+        names = ("input_format", "weight_format", "grad_output_format")
+        given = {name: getattr(self, name) for name in names}
+        for name, value in given.items():
+            if value is not None and value not in OPERAND_FORMATS:
+                raise ValueError(
+                    f"{name.removesuffix('_format')} must be one of {list(OPERAND_FORMATS)}, "
+                    f"got {value!r}"
+                )
+        fp8 = {f"{k}_format": v for k, v in FP8_FORMATS.items()}
+        if self.fp8:
+            if any(v is not None and v != fp8[k] for k, v in given.items()):
+                raise ValueError("fp8=True names the operands' formats; give one or the other")
+            given = fp8
+        if any(v is not None for v in given.values()) and self.dtype not in MIXED_DTYPES:
+            raise ValueError(
+                f"operands in narrower formats need results in one of {list(MIXED_DTYPES)}, "
+                f"got dtype {self.dtype!r}"
+            )
+        for name, value in given.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "fp8", self.dtype == "float32" and given == fp8)
+
     @property
     def storage_dtype(self) -> str:
         """The NumPy dtype of the stored arrays (float32 for bfloat16, complex64 for complex32)."""
         return STORAGE.get(self.dtype, self.dtype)
 
+    def operand_dtype(self, name: str) -> str:
+        """The NumPy dtype that holds input array ``name``: float32 for an operand in a
+        narrower format of its own, else the storage dtype."""
+        return "float32" if name in self.formats else self.storage_dtype
+
     @property
     def formats(self) -> dict[str, str]:
-        """The format each input array's values are representable in (FP8 cases only)."""
-        return dict(FP8_FORMATS) if self.fp8 else {}
+        """The format each operand's values lie in, where it is narrower than ``dtype``."""
+        named = {"input": self.input_format, "weight": self.weight_format,
+                 "grad_output": self.grad_output_format}  # fmt: skip
+        return {name: value for name, value in named.items() if value is not None}
 
     @property
     def conv_kwargs(self) -> dict[str, Any]:
@@ -225,7 +280,12 @@ class CaseSpec:
     @property
     def input_id(self) -> str:
         """The id the inputs are drawn from: the full case's, compact or not."""
-        tokens = [DTYPE_TOKENS[self.dtype]] + (["fp8"] if self.fp8 else [])
+        tokens = [DTYPE_TOKENS[self.dtype]]
+        if self.fp8:
+            tokens.append("fp8")
+        else:
+            tokens += [_OPERAND_LETTERS[name] + FORMAT_TOKENS[value]
+                       for name, value in self.formats.items()]  # fmt: skip
         shape = {
             "N": self.batch_size,
             "C": self.in_channels,
