@@ -26,9 +26,9 @@ def case() -> Fixture:
 
 def spacing(values: np.ndarray) -> np.ndarray:
     """The spacing of bfloat16 numbers at each (normal) value; 0 at zero."""
-    with np.errstate(divide="ignore"):
-        exponent = np.floor(np.log2(np.abs(values)))
-    return np.where(values == 0, 0.0, np.ldexp(1.0, (exponent - (BITS - 1)).astype(int)))
+    magnitude = np.where(values == 0, 1.0, np.abs(values))
+    exponent = np.floor(np.log2(magnitude)).astype(int)
+    return np.where(values == 0, 0.0, np.ldexp(1.0, exponent - (BITS - 1)))
 
 
 def rounded(values: np.ndarray, noise: np.ndarray, width: float = 1.0) -> np.ndarray:
@@ -97,3 +97,28 @@ def test_golden_check_takes_the_rounding(tmp_path, capsys):
     np.savez(results / f"{SPEC.id}.npz", **kernel(case, 11))
     assert main(["golden", "check", str(results), "--golden", str(folder),
                  "--rounding", "stochastic"]) == 0  # fmt: skip
+
+
+def test_a_compact_fp8_case_with_leaning_rounding_names_it_for_every_array():
+    import uscale_ref
+
+    spec = CaseSpec("bfloat16", kernel_size=9, batch_size=4, in_channels=64, out_channels=64,
+                    length=1024, padding="same", compact=4000, input_format="float8_e4m3fn",
+                    weight_format="float8_e4m3fn", grad_output_format="float8_e5m2")  # fmt: skip
+    arrays, metadata = build(spec)
+    case = Fixture(spec.id, metadata, arrays)
+    x, w, b, g = (case.input(k).astype(np.float64)
+                  for k in ("input", "weight", "bias", "grad_output"))  # fmt: skip
+    exact_results = {"output": np.asarray(uscale_ref.conv1d(x, w, b, **case.kwargs)),
+                     **uscale_ref.conv1d_backward(g, x, w, b, **case.kwargs)._asdict()}  # fmt: skip
+    rng = np.random.default_rng(5)
+    fair = {k: rounded(np.asarray(v), rng.random(np.shape(v))) for k, v in exact_results.items()}
+    assert verdict.judge(case, fair, rounding="stochastic").passed
+    leaning = {k: rounded(np.asarray(v), rng.random(np.shape(v)), 0.5)
+               for k, v in exact_results.items()}  # fmt: skip
+    judged = verdict.judge(case, leaning, rounding="stochastic")
+    failing = [r.name for r in judged.failing]
+    assert {"output", "grad_input", "grad_weight"} <= set(failing)
+    cause = diagnose(case, leaning, failing, rounding="stochastic")
+    assert "stochastic rounding with a bias" in cause, cause
+    assert "no single known mistake" not in cause, cause

@@ -279,12 +279,16 @@ def _scale(ev: Evidence, candidates: Sequence[ScaleMistake]) -> _Factor | None:
     if fitted is None:
         return None
     beta, spread = fitted
-    if ev.off(beta, spread) <= SIGNIFICANT or not _scaled_fits(ev, 1 + beta, None):
+    if ev.off(beta, spread) <= SIGNIFICANT:
+        return None
+    if ev.rule.rounding == "stochastic" and abs(beta) <= 2 * ev.rule.u_out:
+        # Less than a unit in the last place, one way: a rounding that leans, whose
+        # errors (up to a unit each) need not look like those of a scaled result.
+        return _Factor(beta, spread, _leaning(beta, spread, ev.rule.u_out))
+    if not _scaled_fits(ev, 1 + beta, None):
         return None
     if not uniform(ev, beta):
         return None  # some parts are off by more than others: not one scale
-    if ev.rule.rounding == "stochastic" and abs(beta) <= 2 * ev.rule.u_out:
-        return _Factor(beta, spread, _leaning(beta, spread, ev.rule.u_out))
     slack = SIGNIFICANT * spread + 2 * ev.rule.u_out
     for candidate in candidates:
         factor = candidate.factor
