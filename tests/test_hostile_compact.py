@@ -101,6 +101,13 @@ BAD_METADATA = {
     "no positions": (_set(("compact", "counts", "output"), 0), "counts"),
     "an id of another case": (_set(("id",), "f32_k3"), "id"),
     "a huge bias centre": (_set(("tolerance", "bias", "centres", "output"), [0.5]), "centres"),
+    "a budget of 10**12 positions, id to match": (
+        lambda m: (
+            _set(("compact", "positions"), 10**12)(m),
+            m.update(id=m["id"].replace("compact40", "compact1000000000000")),
+        ),
+        "counts",
+    ),
 }
 
 

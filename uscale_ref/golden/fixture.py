@@ -686,10 +686,21 @@ def _kept_positions(
 ) -> dict[str, npt.NDArray[np.int64]]:
     """Where a compact fixture of this case keeps its expected values: each result's
     positions, recomputed from the case (the file's must be these)."""
-    from .positions import positions_for
+    from .positions import counts_for, positions_for
 
     spec = spec_from_metadata(metadata, str(path))
     assert spec.compact is not None
+    counts = counts_for(spec, spec.compact)  # the claim checked first: choosing costs more
+    claimed = metadata["compact"]["counts"]
+    if claimed != counts:
+        raise GoldenFileError(
+            f"{path}: metadata 'compact' counts {claimed} are not case {spec.id}'s, {counts}"
+        )
+    if sum(counts.values()) * 24 > MAX_FIXTURE_BYTES:
+        raise GoldenFileError(
+            f"{path}: {sum(counts.values()):,} positions would take more than "
+            f"{MAX_FIXTURE_BYTES} bytes; refused"
+        )
     return {name: positions_for(spec, name, spec.compact) for name in results}
 
 

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from .inputs import seed_for, splitmix64
 from .suite import CaseSpec
 
-__all__ = ["TILES", "edge_values", "grid_for", "positions_for"]
+__all__ = ["TILES", "counts_for", "edge_values", "grid_for", "positions_for"]
 
 #: The tile sizes whose edges a compact fixture looks at first.
 TILES = (256, 128, 64, 32, 16, 8)
@@ -120,6 +120,21 @@ def _choose(values: Iterable[int], size: int, count: int, seed: int) -> list[int
     chosen = _ordered_unique(values, size, count)
     drawn = _uniform(seed, 4 * count + 16, size)
     return _ordered_unique(itertools.chain(chosen, drawn.tolist(), range(size)), size, count)
+
+
+def counts_for(spec: CaseSpec, count: int) -> dict[str, int]:
+    """How many positions :func:`positions_for` keeps of each result, without choosing them
+    (a reader checks a file's claim with this before it computes anything large)."""
+    out_channels, fan_in, kernel = spec.weight_shape
+    rows = min(out_channels, max(1, math.isqrt(count)))
+    wide = min(fan_in * kernel, max(1, count // rows))
+    rows = min(out_channels, max(1, count // wide))
+    counts = {name: min(count, math.prod(_result_shape(spec, name)))
+              for name in ("output", "grad_input")}  # fmt: skip
+    counts["grad_weight"] = rows * wide
+    if spec.bias:
+        counts["grad_bias"] = rows
+    return counts
 
 
 def grid_for(spec: CaseSpec, count: int) -> tuple[Index, Index]:
