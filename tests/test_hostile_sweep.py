@@ -42,7 +42,10 @@ def _interrupt(tmp_path, number):
     out = tmp_path / "out"
     process = subprocess.Popen(_command(out), stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # fmt: skip
-    time.sleep(4.0)
+    deadline = time.monotonic() + 60
+    while _children(process.pid) < 2 and time.monotonic() < deadline:  # the sweep is running
+        time.sleep(0.2)
+    time.sleep(1.0)  # and the workers are past their start
     os.killpg(process.pid, number)
     start = time.monotonic()
     try:
@@ -53,7 +56,22 @@ def _interrupt(tmp_path, number):
     return process.returncode, err, time.monotonic() - start, out
 
 
+def _children(pid: int) -> int:
+    """How many processes ``pid`` has started that still run (from /proc)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            count += int(fields[1]) == pid  # the parent's pid, after the state
+    return count
+
+
 @POSIX
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_sweep_stops_at_once_in_one_line(tmp_path, number):
     code, err, seconds, out = _interrupt(tmp_path, number)
