@@ -143,6 +143,7 @@ BAD_ARRAYS = {
     "inf error scales": lambda f: {"error_scale_output": np.full_like(
         f.error_scale("output"), np.inf)},
     "negative error scales": lambda f: {"error_scale_output": -f.error_scale("output")},
+    "NaN expected values": lambda f: {"output": np.full_like(f.expected["output"], np.nan)},
 }  # fmt: skip
 
 

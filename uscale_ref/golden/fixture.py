@@ -771,6 +771,8 @@ def read(path: Path | str) -> Fixture:
             raise GoldenFileError(
                 f"{path}: error_scale_{name} must hold finite, non-negative magnitudes"
             )
+        if np.any(np.isnan(arrays[name])):  # drawn inputs are finite: so are their sums
+            raise GoldenFileError(f"{path}: expected {name} holds NaN; no case's sums do")
     for name, positions in (kept or {}).items():
         if not np.array_equal(arrays[f"positions_{name}"], positions):
             raise GoldenFileError(
