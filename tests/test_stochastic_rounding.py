@@ -78,7 +78,8 @@ def test_biased_stochastic_rounding_fails_with_the_bias_named(case, mistake, cha
     assert not judged.passed, mistake
     assert "bias" in judged.failing[0].failed_checks
     cause = diagnose(case, results, [r.name for r in judged.failing], rounding="stochastic")
-    assert "stochastic rounding with a bias" in cause, cause
+    named = "results truncated" if mistake == "truncation" else "stochastic rounding with a bias"
+    assert named in cause, cause
 
 
 def test_golden_check_takes_the_rounding(tmp_path, capsys):
@@ -93,7 +94,7 @@ def test_golden_check_takes_the_rounding(tmp_path, capsys):
     assert main(["golden", "check", str(results), "--golden", str(folder),
                  "--rounding", "stochastic"]) == 1  # fmt: skip
     out = capsys.readouterr().out
-    assert "stochastic rounding with a bias" in out and "stochastic rounding" in out
+    assert "results truncated (rounded toward zero)" in out
     np.savez(results / f"{SPEC.id}.npz", **kernel(case, 11))
     assert main(["golden", "check", str(results), "--golden", str(folder),
                  "--rounding", "stochastic"]) == 0  # fmt: skip
@@ -122,3 +123,11 @@ def test_a_compact_fp8_case_with_leaning_rounding_names_it_for_every_array():
     cause = diagnose(case, leaning, failing, rounding="stochastic")
     assert "stochastic rounding with a bias" in cause, cause
     assert "no single known mistake" not in cause, cause
+
+
+def test_truncated_results_are_named_under_rounding_to_nearest(case):
+    results = kernel(case, 2, width=0.0)
+    judged = verdict.judge(case, results)
+    assert not judged.passed
+    cause = diagnose(case, results, [r.name for r in judged.failing])
+    assert cause == "results truncated (rounded toward zero) where rounding to nearest belongs"

@@ -123,13 +123,21 @@ def misfit(
 
 def _visible(ev: Evidence, index: npt.NDArray[np.int64], predicted: npt.NDArray[Any]) -> bool:
     """Whether ``predicted`` is itself wrong, as the verdict sees it: beyond the bound
-    somewhere, or less precise than the precision check allows."""
+    somewhere, less precise than the precision check allows, or leaning one way by more
+    than a quarter of the output's unit roundoff (as results rounded toward zero do)."""
     if index.size == 0:
         return False
     with np.errstate(all="ignore"):
-        change = np.abs(difference(predicted, ev.expected[index]))
+        expected = ev.expected[index]
+        shift = difference(predicted, expected)
+        change = np.abs(shift)
         ratio = ratios(change, ev.yardstick[index])
-    return bool(np.any(change > ev.bound[index]) or np.mean(ratio * ratio) > WRONG_SQUARES)
+        if np.any(change > ev.bound[index]) or np.mean(ratio * ratio) > WRONG_SQUARES:
+            return True
+        finite = np.isfinite(shift) & np.isfinite(expected)
+        weight = float(np.sum(np.abs(expected[finite]) ** 2))
+        lean = float(np.sum(np.real(shift[finite] * np.conj(expected[finite])))) / weight
+    return bool(weight > 0 and abs(lean) > ev.rule.u_out / 4)
 
 
 def _makes(
@@ -161,6 +169,24 @@ def _makes(
     return squares if _visible(ev, sample, predicted) else None
 
 
+#: The share of elements a kernel must give exactly as a last-rounding mistake predicts.
+EXACT_SHARE = 0.9
+
+
+def _gives(
+    ev: Evidence, terms: Terms, variant: Variant, sample: npt.NDArray[np.int64] | None
+) -> bool:
+    """Whether the kernel's values are ``variant``'s predicted ones themselves, at
+    :data:`EXACT_SHARE` of the sampled elements at least and more often than the right
+    ones (a mistake within a unit in the last place, told from a small wrong scale)."""
+    index = _subsample(ev, terms) if sample is None else sample
+    predicted, _ = terms.evaluate(ev.name, ev.groups.flat[index], variant)
+    kernel = ev.kernel[index]
+    same = float(np.mean(kernel == predicted.astype(kernel.dtype)))
+    right = float(np.mean(kernel == ev.expected[index]))
+    return same >= EXACT_SHARE and same > right
+
+
 def _subsample(ev: Evidence, terms: Terms) -> npt.NDArray[np.int64]:
     """As many sampled positions as about half a million terms take (at least 32): half
     of them the worst, half spread at random, so that a mistake must match both."""
@@ -190,6 +216,8 @@ def _structural(
         if variant is None:
             continue
         squares = _makes(ev, terms, variant, edge=mistake.edge, sample=sample)
+        if squares is not None and mistake.exact and not _gives(ev, terms, variant, sample):
+            squares = None
         if squares is not None:
             matched.append((squares, mistake.description))
     if matched:

@@ -24,6 +24,8 @@ from .terms import Variant
 __all__ = ["MISTAKES", "Mistake", "rounding", "scale_candidates"]
 
 ALL = ("output", "grad_input", "grad_weight")
+#: The format each narrow dtype's results (and parts) are rounded to.
+_NARROW = {"bfloat16": "bfloat16", "float16": "float16", "complex32": "float16"}
 EVERY = (*ALL, "grad_bias")
 
 
@@ -42,12 +44,18 @@ class Mistake:
     edge : int
         1 (or -1) for a result shifted right (or left): its first (last) position holds
         whatever the kernel rolled in, and is not compared.
+    exact : bool
+        A mistake in the last rounding, which moves results by less than a unit in the
+        last place: the kernel must give its predicted values themselves (nine elements
+        in ten at least, more often than the right ones), not merely come within a
+        correct kernel's error of them, as a small wrong scale would.
     """
 
     description: str
     arrays: tuple[str, ...]
     variant: Callable[[Conv1dGeometry, Any], Variant | None]
     edge: int = 0
+    exact: bool = False
 
 
 def _complex(case: Any) -> bool:
@@ -163,6 +171,12 @@ MISTAKES: list[Mistake] = [
             lambda geo, case: Variant(operands=rounding("float8_e4m3fn"))),
     Mistake("inputs rounded to FP8 E5M2 (float8_e5m2)", EVERY,
             lambda geo, case: Variant(operands=rounding("float8_e5m2"))),
+    Mistake("results truncated (rounded toward zero) where rounding to nearest belongs",
+            EVERY,
+            lambda geo, case: _when(case.dtype in _NARROW,
+                                    Variant(results=rounding(_NARROW.get(case.dtype, ""),
+                                                             "toward_zero"))),
+            exact=True),
 ]  # fmt: skip
 
 

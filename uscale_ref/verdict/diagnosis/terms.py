@@ -70,6 +70,9 @@ class Variant:
         The gradients read ``grad_output`` channel ``grad_rows[o]`` as channel ``o``.
     items : int or None
         grad_weight and grad_bias sum over the first ``items`` batch items only.
+    results : callable or None
+        Applied to every result: how the kernel rounds it, where it rounds otherwise
+        than to nearest.
     """
 
     stride: int | None = None
@@ -87,6 +90,7 @@ class Variant:
     output_rows: tuple[int, ...] | None = None
     grad_rows: tuple[int, ...] | None = None
     items: int | None = None
+    results: Callable[[Values], Values] | None = None
 
 
 DEFINITION = Variant()
@@ -277,7 +281,10 @@ class Terms:
             magnitudes.append(terms.magnitude())
         if not values:
             return np.zeros(0, self.dtype), np.zeros(0)
-        return np.concatenate(values), np.concatenate(magnitudes)
+        value = np.concatenate(values)
+        if variant.results is not None:
+            value = variant.results(value)
+        return value, np.concatenate(magnitudes)
 
     def term_count(self, name: str) -> int:
         n, _, _, o, k, lout = self._shape()
