@@ -301,12 +301,7 @@ def _build_compact(
         arrays[f"error_scale_{name}"] = sums.error_scale
         unscaled = None if sums.unscaled is None else sliced._combine(sums.unscaled, spec.dtype)
         centres[name] = _centres(spec, name, value, unscaled, getattr(scales, name), positions)
-    shapes = {name: _result_shape(spec, name) for name in computed}
-    shapes["input"], shapes["weight"] = list(spec.input_shape), list(spec.weight_shape)
-    shapes["grad_output"] = list(geometry.output_shape)
-    if spec.bias:
-        shapes["bias"] = [spec.out_channels]
-    metadata = _metadata(spec, list(computed), shapes, centres)
+    metadata = _metadata(spec, list(computed), _whole_shapes(spec), centres)
     metadata["compact"] = {
         "positions": spec.compact,
         "counts": {name: int(positions.size) for name, (positions, _) in computed.items()},
@@ -324,7 +319,6 @@ def _metadata(
     geometry = spec.geometry
     scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)
     terms = {k: v for k, v in _terms(spec, geometry.out_length).items() if k in results}
-    inputs = [name for name in INPUT_NAMES if name != "bias" or spec.bias]
     formats = spec.formats
     return {
         "format_version": FORMAT_VERSION,
@@ -342,20 +336,42 @@ def _metadata(
             "constraint": spec.constraint,
             "scale_power": list(spec.scale_power),
         },
-        "resolved": {
-            "pad_left": geometry.pad_left,
-            "pad_right": geometry.pad_right,
-            "out_length": geometry.out_length,
-            "batched": spec.batch_size is not None,
-            "has_bias": spec.bias,
-        },
+        "resolved": _resolved(spec),
         "shapes": shapes,
         "scales": scales._asdict(),
-        "seeds": {name: seed_for(spec.input_id, name) for name in inputs},
+        "seeds": _seeds(spec),
         "generator": f"uscale_ref {__version__}: SplitMix64 + 4-term Irwin-Hall inputs; "
         "exact sliced products (Ozaki) rounded once",
         "tolerance": tolerance_metadata(spec.dtype, terms, scales._asdict(), centres),
     }
+
+
+def _resolved(spec: CaseSpec) -> dict[str, Any]:
+    """What the arguments resolve to: padding each side, the output's length, and flags."""
+    geometry = spec.geometry
+    return {
+        "pad_left": geometry.pad_left,
+        "pad_right": geometry.pad_right,
+        "out_length": geometry.out_length,
+        "batched": spec.batch_size is not None,
+        "has_bias": spec.bias,
+    }
+
+
+def _whole_shapes(spec: CaseSpec) -> dict[str, list[int]]:
+    """The whole shape of every input and result of the case (the bias's when it has one)."""
+    names = [name for name in (*INPUT_NAMES, *RESULT_NAMES)
+             if spec.bias or name not in ("bias", "grad_bias")]  # fmt: skip
+    inputs = {"input": spec.input_shape, "weight": spec.weight_shape,
+              "bias": (spec.out_channels,), "grad_output": spec.geometry.output_shape}  # fmt: skip
+    return {name: list(inputs[name]) if name in inputs else _result_shape(spec, name)
+            for name in names}  # fmt: skip
+
+
+def _seeds(spec: CaseSpec) -> dict[str, int]:
+    """The seed each input of the case is drawn from (:func:`~.inputs.seed_for`)."""
+    return {name: seed_for(spec.input_id, name) for name in INPUT_NAMES
+            if name != "bias" or spec.bias}  # fmt: skip
 
 
 def _json_argument(value: object) -> object:
@@ -600,25 +616,13 @@ def _check_case(metadata: dict[str, Any], path: Path) -> CaseSpec:
         )
     geometry = spec.geometry
     scales = scales_for_geometry(geometry, spec.constraint, spec.scale_power)._asdict()
-    inputs = [name for name in INPUT_NAMES if name != "bias" or spec.bias]
     results = [name for name in RESULT_NAMES if name != "grad_bias" or spec.bias]
-    shapes = {name: _result_shape(spec, name) for name in results}
-    shapes.update(input=list(spec.input_shape), weight=list(spec.weight_shape),
-                  grad_output=list(geometry.output_shape))  # fmt: skip
-    if spec.bias:
-        shapes["bias"] = [spec.out_channels]
     terms = _terms(spec, geometry.out_length)
     expected: dict[str, Any] = {
-        "resolved": {
-            "pad_left": geometry.pad_left,
-            "pad_right": geometry.pad_right,
-            "out_length": geometry.out_length,
-            "batched": spec.batch_size is not None,
-            "has_bias": spec.bias,
-        },
-        "shapes": shapes,
+        "resolved": _resolved(spec),
+        "shapes": _whole_shapes(spec),
         "scales": scales,
-        "seeds": {name: seed_for(spec.input_id, name) for name in inputs},
+        "seeds": _seeds(spec),
         "formats": spec.formats,
         "terms": {name: terms[name] for name in results},
     }
