@@ -188,6 +188,7 @@ def test_a_scheduler_without_workers_and_workers_too_small(tmp_path, capsys):
                      "--scheduler", address, "--worker-timeout", "1"])  # fmt: skip
         err = capsys.readouterr().err
         assert code == 1 and "no worker joined within 1 s (--worker-timeout" in err
+        assert "waiting up to 1 s (--worker-timeout) for a worker" in err  # not a silent wait
     with LocalCluster(n_workers=1, processes=False, memory_limit="64MB",
                       dashboard_address=None) as cluster:  # fmt: skip
         code = main(["golden", "generate", "--out", str(tmp_path / "b"), "--case", SLOW[0],

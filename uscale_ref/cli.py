@@ -316,9 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--worker-timeout",
         type=seconds,
-        default=60.0,
+        default=30.0,
         metavar="SECONDS",
-        help="with --scheduler: how long to wait for its first worker (default: 60)",
+        help="with --scheduler: how long to wait for its first worker (default: 30; the "
+        "wait is announced)",
     )
     generate.add_argument(
         "--compact",

@@ -172,6 +172,11 @@ class Progress:
             print(line, file=stream, flush=True)
 
 
+def _say(text: str) -> None:
+    """A notice on stderr, in the progress bar's place."""
+    print(f"uscale-ref: {text}", file=sys.stderr, flush=True)
+
+
 def _duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60:02d} s"
@@ -188,7 +193,7 @@ def generate(
     jobs: int = 1,
     scheduler: str | None = None,
     connect_timeout: float = 10.0,
-    worker_timeout: float = 60.0,
+    worker_timeout: float = 30.0,
 ) -> list[str]:
     """Write cases and their manifest into the folder ``out``; return the case ids written.
 
@@ -305,8 +310,9 @@ def generate(
         run = f".uscale-ref-{os.getpid()}-{secrets.token_hex(4)}-"
         out.mkdir(parents=True, exist_ok=True)
         try:
+            said = None if report is None else _say
             for spec, data, metadata in built(chosen, jobs, scheduler, step, connect_timeout,
-                                              worker_timeout):  # fmt: skip
+                                              worker_timeout, said):  # fmt: skip
                 staged[spec.id] = (_stage(out, data, run), _manifest_entry(spec, data, metadata))
                 del data
             with _folder_lock(out):

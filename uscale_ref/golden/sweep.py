@@ -48,7 +48,8 @@ def built(
     scheduler: str | None = None,
     step: Callable[[CaseSpec, float], None] | None = None,
     connect_timeout: float = 10.0,
-    worker_timeout: float = 60.0,
+    worker_timeout: float = 30.0,
+    say: Callable[[str], None] | None = None,
 ) -> Iterator[Built]:
     """Build every case and hand each back, in the given order.
 
@@ -59,9 +60,11 @@ def built(
     answer within ``connect_timeout`` seconds and have a worker within
     ``worker_timeout``; a worker process that dies, or a case that kills
     its cluster workers, stops the sweep. Each is a :class:`SweepError`.
+    ``say(text)``, when given, is told what a sweep waits for (a scheduler's first
+    worker), so that no wait is silent.
     """
     if scheduler is not None:
-        yield from _on_cluster(specs, scheduler, step, connect_timeout, worker_timeout)
+        yield from _on_cluster(specs, scheduler, step, connect_timeout, worker_timeout, say)
     elif jobs > 1 and len(specs) > 1:
         yield from _in_processes(specs, jobs, step)
     else:
@@ -190,6 +193,7 @@ def _on_cluster(
     step: Callable[[CaseSpec, float], None] | None,
     connect_seconds: float,
     worker_seconds: float,
+    say: Callable[[str], None] | None = None,
 ) -> Iterator[Built]:
     try:
         import distributed
@@ -208,6 +212,9 @@ def _on_cluster(
         raise SweepError(f"--scheduler {address}: cannot connect ({_said(error)})") from None
     with client:
         try:
+            if say is not None and not client.scheduler_info().get("workers"):
+                say(f"waiting up to {worker_seconds:g} s (--worker-timeout) for a worker to join "
+                    f"{address}")  # fmt: skip
             client.wait_for_workers(1, timeout=worker_seconds)
         except (OSError, TimeoutError) as error:
             raise SweepError(
