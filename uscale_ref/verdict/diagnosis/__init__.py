@@ -455,6 +455,13 @@ def _narrow_output(ev: Evidence, estimate: float | None) -> str | None:
         return None
     about = "" if estimate is None else f", about {estimate:.0f} significant bits kept"
     fmt = rule.output_format
+    if estimate is not None and estimate >= rule.bits + 3:  # far wider than the format: a register
+        width = max(2, round(estimate))
+        return (
+            f"sums keep about {estimate:.0f} significant bits (± 1, from the size of the "
+            f"errors; more than {fmt}'s {rule.bits}, fewer than {rule.accumulate}'s)"
+            f"{_declare(width)}"
+        )
     if ev.name == "grad_bias":
         return f"summed in {fmt}{about} (say so with accumulate={fmt!r}, or sum in float32)"
     return (
@@ -612,6 +619,10 @@ def _explain(
     """One array's cause and its kind: ``"cause"`` (words that stand alone), ``"array"``
     (words about the array, to be prefixed with its name) or ``"unexplained"``; or the
     factor the whole array is off by."""
+    if ev.rule.rounding == "stochastic":  # a declared stochastic rounding that leans
+        leaning = _scale(ev, ())
+        if leaning is not None and leaning.named is not None:
+            return leaning
     structural = _structural(ev, terms, case)
     if structural is not None:
         return structural, "cause"

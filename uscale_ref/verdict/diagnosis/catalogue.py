@@ -102,7 +102,7 @@ def _when(condition: bool, variant: Variant) -> Variant | None:
 
 MISTAKES: list[Mistake] = [
     Mistake("nothing computed: the results are zeros", EVERY,
-            lambda geo, case: Variant(operands=np.zeros_like, bias="missing")),
+            lambda geo, case: Variant(operands=np.zeros_like, bias="missing"), exact=True),
     Mistake("padding: the odd extra zero of 'same' put on the left (PyTorch puts it on the "
             "right)", ALL,
             lambda geo, case: _when(geo.pad_left != geo.pad_right,
