@@ -29,7 +29,7 @@ import numpy.typing as npt
 from .inputs import seed_for, splitmix64
 from .suite import CaseSpec
 
-__all__ = ["TILES", "counts_for", "edge_values", "grid_for", "positions_for"]
+__all__ = ["TILES", "counts_for", "edge_values", "grid_for", "grid_size", "positions_for"]
 
 #: The tile sizes whose edges a compact fixture looks at first.
 TILES = (256, 128, 64, 32, 16, 8)
@@ -122,13 +122,19 @@ def _choose(values: Iterable[int], size: int, count: int, seed: int) -> list[int
     return _ordered_unique(itertools.chain(chosen, drawn.tolist(), range(size)), size, count)
 
 
-def counts_for(spec: CaseSpec, count: int) -> dict[str, int]:
-    """How many positions :func:`positions_for` keeps of each result, without choosing them
-    (a reader checks a file's claim with this before it computes anything large)."""
+def grid_size(spec: CaseSpec, count: int) -> tuple[int, int]:
+    """How many output channels (rows) and ``(c, k)`` columns grad_weight's grid of about
+    ``count`` elements has: near a square, within the weight's own sizes."""
     out_channels, fan_in, kernel = spec.weight_shape
     rows = min(out_channels, max(1, math.isqrt(count)))
     wide = min(fan_in * kernel, max(1, count // rows))
-    rows = min(out_channels, max(1, count // wide))
+    return min(out_channels, max(1, count // wide)), wide
+
+
+def counts_for(spec: CaseSpec, count: int) -> dict[str, int]:
+    """How many positions :func:`positions_for` keeps of each result, without choosing them
+    (a reader checks a file's claim with this before it computes anything large)."""
+    rows, wide = grid_size(spec, count)
     counts = {name: min(count, math.prod(_result_shape(spec, name)))
               for name in ("output", "grad_input")}  # fmt: skip
     counts["grad_weight"] = rows * wide
@@ -148,9 +154,7 @@ def _grid(spec: CaseSpec, count: int, seed: int) -> tuple[list[int], list[int]]:
     """grad_weight's grid: output channels and flat ``(c, k)`` columns, about ``count`` in all."""
     out_channels, fan_in, kernel = spec.weight_shape
     columns = fan_in * kernel
-    rows = min(out_channels, max(1, math.isqrt(count)))
-    wide = min(columns, max(1, count // rows))
-    rows = min(out_channels, max(1, count // wide))
+    rows, wide = grid_size(spec, count)
     extras = _axis_extras(spec, "grad_weight")
     chosen_rows = _choose(edge_values(out_channels, extras[0], rows), out_channels, rows, seed)
     # Columns: whole kernels (every tap k) of the edge input channels first.

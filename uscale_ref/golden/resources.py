@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..exact.points import BLOCK_ELEMENTS, GRID_LENGTH, WHOLE_ELEMENTS
+from .positions import grid_size
 from .suite import CaseSpec
 
 __all__ = ["check_memory", "check_resources", "memory_available", "needs", "to_run"]
@@ -76,22 +77,12 @@ def needs(spec: CaseSpec) -> tuple[int, int]:
     parts = 2 if spec.dtype.startswith("complex") else 1
     slices = _SLICES[spec.dtype]
     weight = inputs["weight"] * (item + 8 * parts) * 3 // 2
-    rows, columns = _grid_size(spec)
+    rows, columns = grid_size(spec, spec.compact)
     # grad_weight's grid runs over blocks of up to 4096 positions of one batch item; each
     # block's operands are held cut and stacked (measured: up to about six copies).
     grid = 6 * (rows + columns) * min(geometry.out_length, GRID_LENGTH) * 8 * slices
     blocks = 2 * BLOCK_ELEMENTS * 8 * slices
     return _BASE + 60 * drawn + weight + grid + blocks, size
-
-
-def _grid_size(spec: CaseSpec) -> tuple[int, int]:
-    """How many rows and columns grad_weight's grid of a compact fixture has (as
-    :func:`uscale_ref.golden.positions.grid_for` chooses them)."""
-    assert spec.compact is not None
-    out_channels, fan_in, kernel = spec.weight_shape
-    rows = min(out_channels, max(1, math.isqrt(spec.compact)))
-    columns = min(fan_in * kernel, max(1, spec.compact // rows))
-    return min(out_channels, max(1, spec.compact // columns)), columns
 
 
 def to_run(spec: CaseSpec) -> int:

@@ -190,22 +190,18 @@ class Rule:
             # Blocks of `every` products summed in the narrow register, each block's sum then
             # added into float32: gamma_every of the narrow format over all the terms, and
             # gamma_k of float32 (k block sums) in units of the narrow one.
-            if every * self.u_acc >= 1:
-                return math.inf
             blocks = math.ceil(n / every) + 1
             wide = UNIT_ROUNDOFF[PROMOTED_TO]
-            if blocks * wide >= 1:
+            if every * self.u_acc >= 1 or blocks * wide >= 1:
                 return math.inf
-            units = every / (1 - every * self.u_acc) + wide / self.u_acc * blocks / (
+            sums = every / (1 - every * self.u_acc) + wide / self.u_acc * blocks / (
                 1 - blocks * wide
             )
-            units += 2 * self.complex_factor
-            if self.precision == "tf32":
-                units += self.complex_factor * TF32_PRODUCT_ERROR / self.u_acc
-            return units
-        if n * self.u_acc >= 1:
+        elif n * self.u_acc >= 1:
             return math.inf
-        units = n / (1 - n * self.u_acc) + 2 * self.complex_factor
+        else:
+            sums = n / (1 - n * self.u_acc)
+        units = sums + 2 * self.complex_factor
         if self.precision == "tf32":
             units += self.complex_factor * TF32_PRODUCT_ERROR / self.u_acc
         return units

@@ -69,7 +69,8 @@ def check_directory(
     if not files:
         problems.append(f"{results_dir}: no .npz result files")
     try:
-        known = set(cases(golden_dir=golden_dir if golden_dir is not None else _default()))
+        every = cases(golden_dir=golden_dir if golden_dir is not None else _default())
+        known = set(every)
     except GoldenFileError as error:
         return verdicts, [*problems, str(error)]
     for path in files:
@@ -99,7 +100,7 @@ def check_directory(
         except (GoldenFileError, TypeError, ValueError) as error:
             problems.append(str(error) if str(error).startswith(str(path)) else f"{path}: {error}")
     if not partial:
-        problems.extend(_missing(files, golden_dir))
+        problems.extend(_missing(files, every))
     return verdicts, problems
 
 
@@ -126,15 +127,8 @@ def _result_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def _missing(files: list[Path], golden_dir: Path | str | None) -> list[str]:
-    """A problem naming the golden folder's cases without results, if any."""
-    from ..golden.errors import GoldenFileError
-    from ..golden.store import cases
-
-    try:
-        every = cases(golden_dir=golden_dir if golden_dir is not None else _default())
-    except (GoldenFileError, ValueError, OSError):
-        return []
+def _missing(files: list[Path], every: list[str]) -> list[str]:
+    """A problem naming the golden folder's cases (``every``) without results, if any."""
     given = {path.stem for path in files}
     missing = [case_id for case_id in every if case_id not in given]
     if not missing:
