@@ -36,12 +36,18 @@ def splitmix64_at(seed: int, index: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     Output ``i`` mixes the state ``seed + (i + 1) * 0x9E3779B97F4A7C15`` (mod
     2**64) on its own: any element of a stream is computed without the others.
     """
-    with np.errstate(over="ignore"):
-        steps = np.asarray(index, dtype=np.uint64) + np.uint64(1)
-        state = np.uint64(seed % 2**64) + _GAMMA * steps
-        z = (state ^ (state >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        words: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+    with np.errstate(over="ignore"):  # the arithmetic is mod 2**64; in place, one buffer
+        z = np.array(index, dtype=np.uint64)  # a copy, also of one index (a 0-d array)
+        z += np.uint64(1)
+        z *= _GAMMA
+        z += np.uint64(seed % 2**64)
+        shifted = np.right_shift(z, np.uint64(30), out=np.empty_like(z))
+        z ^= shifted
+        z *= _MIX1
+        z ^= np.right_shift(z, np.uint64(27), out=shifted)
+        z *= _MIX2
+        z ^= np.right_shift(z, np.uint64(31), out=shifted)
+        words: npt.NDArray[np.uint64] = z
         return words
 
 
@@ -60,9 +66,20 @@ def standard_values_at(seed: int, index: npt.ArrayLike) -> npt.NDArray[np.float6
     the last multiplication rounds.
     """
     words = splitmix64_at(seed, index)
-    quarters = words.astype("<u8").view("<u2").reshape(*words.shape, 4)
-    total = quarters.sum(axis=-1, dtype=np.int64) - 131072
-    values: npt.NDArray[np.float64] = total.astype(np.float64) / 32768.0 * _UNIT_VARIANCE
+    # q0 + q1 + q2 + q3 in two steps on the whole word: quarters paired into 32-bit lanes
+    # (each sum below 2**17), then the two lanes added.
+    lanes = np.uint64(0x0000FFFF0000FFFF)
+    part = np.right_shift(words, np.uint64(16), out=np.empty_like(words))
+    part &= lanes
+    words &= lanes
+    words += part
+    words += np.right_shift(words, np.uint64(32), out=part)
+    words &= np.uint64(0xFFFFFFFF)
+    total = words.view(np.int64)
+    total -= 131072
+    values: npt.NDArray[np.float64] = total.astype(np.float64)
+    values /= 32768.0
+    values *= _UNIT_VARIANCE
     return values
 
 
