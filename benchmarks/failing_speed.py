@@ -1,10 +1,12 @@
 """How long a failing verdict takes against a passing one, the kernel's own time excluded.
 
 Runs ``assert_conv1d`` on one case with a correct kernel (uscale_ref) and with
-mistaken ones, and ``uscale-ref golden check`` on a fixture folder with correct
-and mistaken results, and prints each run's verdict time (wall time less the
-kernel's) and its ratio to the passing run's. Each run is repeated; medians
-and ranges are printed.
+mistaken ones (the output's scale off by 1e-4, one batch item off by 1e-3,
+grad_weight's last tap dropped, every array off by 1e-3), and ``uscale-ref golden
+check`` on a fixture folder with correct and mistaken results (in this process,
+and for the compact fixture also as a command of its own), and prints each run's
+verdict time (wall time less the kernel's) and its ratio to the passing run's.
+Each run is repeated; medians and ranges are printed.
 
     python benchmarks/failing_speed.py [--repeats 3]
         [--case "dtype=float32,N=8,C=256,L=1024,O=256,K=9,padding=same"]
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +46,8 @@ class Timed:
         y = uscale_ref.conv1d(x, w, b, **kwargs)
         if self.mistake == "scale":
             y = (y.astype(np.float64) * (1 + 1e-4)).astype(y.dtype)
+        elif self.mistake == "all":
+            y = (y.astype(np.float64) * (1 + 1e-3)).astype(y.dtype)
         elif self.mistake == "item":
             y = y.copy()
             y[1] = (y[1].astype(np.float64) * (1 + 1e-3)).astype(y.dtype)
@@ -52,6 +57,10 @@ class Timed:
     def backward(self, g, x, w, b, **kwargs):
         start = time.perf_counter()
         grads = uscale_ref.conv1d_backward(g, x, w, b, **kwargs)
+        if self.mistake == "all":
+            scaled = {k: (v.astype(np.float64) * (1 + 1e-3)).astype(v.dtype)
+                      for k, v in grads._asdict().items() if v is not None}  # fmt: skip
+            grads = grads._replace(**scaled)
         if self.mistake == "tap":
             weight = grads.grad_weight.copy()
             weight[..., -1] = 0
@@ -60,7 +69,7 @@ class Timed:
         return grads
 
 
-MISTAKES = (None, "scale", "item", "tap")
+MISTAKES = (None, "scale", "item", "tap", "all")
 
 
 def runner(folder: Path, fixture: Fixture, mistake: str | None) -> float:
@@ -74,7 +83,9 @@ def runner(folder: Path, fixture: Fixture, mistake: str | None) -> float:
     return time.perf_counter() - start - kernel.seconds
 
 
-def check(folder: Path, fixture: Fixture, mistake: str | None, compact: bool) -> float:
+def check(
+    folder: Path, fixture: Fixture, mistake: str | None, compact: bool, command: bool = False
+) -> float:
     results = folder / f"results-{mistake}"
     results.mkdir(exist_ok=True)
     x, w, b, g = (fixture.input(k) for k in ("input", "weight", "bias", "grad_output"))
@@ -82,9 +93,13 @@ def check(folder: Path, fixture: Fixture, mistake: str | None, compact: bool) ->
     arrays = {"output": kernel.forward(x, w, b, **fixture.kwargs),
               **kernel.backward(g, x, w, b, **fixture.kwargs)._asdict()}  # fmt: skip
     np.savez(results / f"{fixture.id}.npz", **{k: v for k, v in arrays.items() if v is not None})
+    arguments = ["golden", "check", str(results), "--golden", str(folder)]
     start = time.perf_counter()
-    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        cli(["golden", "check", str(results), "--golden", str(folder)])
+    if command:  # a fresh interpreter: start-up and imports included
+        subprocess.run([sys.executable, "-m", "uscale_ref", *arguments], capture_output=True)
+    else:
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            cli(arguments)
     return time.perf_counter() - start
 
 
@@ -126,6 +141,12 @@ def main() -> None:
                 for mistake in MISTAKES:
                     times[mistake].append(check(Path(folder), loaded, mistake, compact))
             report(f"golden check, {case_id}", times)
+            if compact:
+                times = {m: [] for m in MISTAKES}
+                for _ in range(args.repeats):
+                    for mistake in MISTAKES:
+                        times[mistake].append(check(Path(folder), loaded, mistake, True, True))
+                report(f"uscale-ref golden check (a command), {case_id}", times)
 
 
 if __name__ == "__main__":

@@ -371,9 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--algorithm",
         default="direct",
-        choices=["direct", "fft"],
+        choices=["direct", "fft", "winograd"],
         help="fft: the kernel convolves by transforms; the bound allows an FFT's error, "
-        "bounded by the rows' norms",
+        "bounded by the rows' norms; winograd: by minimal filtering on tiles, its error "
+        "bounded by each tile's inputs' norms",
     )
     check.add_argument(
         "--rounding",

@@ -382,10 +382,13 @@ def assert_conv1d(
         A folder: a picture of each failing case (precision map and error
         histogram) is drawn there and named in the failure text; needs
         matplotlib.
-    algorithm : ``"direct"`` or ``"fft"``
+    algorithm : ``"direct"``, ``"fft"`` or ``"winograd"``
         ``"fft"``: your kernel convolves by transforms (an FFT); its errors
         are then bounded by the rows' norms, not element by element, and the
-        verdict allows that (:mod:`uscale_ref.verdict.algorithm`).
+        verdict allows that. ``"winograd"``: your kernel uses minimal filtering
+        (Winograd's F(m, r)) on tiles of up to eight outputs; its errors are
+        bounded by the norms of each tile's inputs
+        (:mod:`uscale_ref.verdict.algorithm`).
     rounding : ``"nearest"`` or ``"stochastic"``
         ``"stochastic"``: your kernel rounds its results up or down at random,
         without bias (as unit_scaling's own formats do by default); each result

@@ -84,11 +84,17 @@ DEFAULT_ACCUMULATION = {
 ACCUMULATIONS = ("float16", "bfloat16", "float32", "float64")
 PRECISIONS = ("exact", "tf32")
 #: The algorithms a kernel may declare: ``direct`` (forms every product), ``fft``
-#: (convolves by transforms; :mod:`uscale_ref.verdict.algorithm`).
-ALGORITHMS = ("direct", "fft")
-#: The normwise bound's constant: three transforms (two forward, one back), the products,
-#: and the sum over channels, each a few roundings per level of the transform.
+#: (convolves by transforms of whole rows), ``winograd`` (minimal filtering on short
+#: tiles); :mod:`uscale_ref.verdict.algorithm`.
+ALGORITHMS = ("direct", "fft", "winograd")
+#: The FFT's normwise bound's constant: three transforms (two forward, one back), the
+#: products, and the sum over channels, each a few roundings per level of the transform.
 FFT_UNITS = 8.0
+#: The Winograd bound's constant: a tile's transforms (with points 0, +-1, +-2, +-1/2, up
+#: to eight of them: F(6, 3), F(4, 5), F(2, 7)) measured at most 4.3 in float32.
+WINOGRAD_UNITS = 16.0
+#: The longest tile (outputs) the Winograd bound's windows reach over, either side.
+WINOGRAD_TILE = 8
 #: How a kernel rounds its results: to nearest (a convention of its own for ties and the
 #: order of its roundings), or stochastically (up or down at random, with the probability
 #: that makes the expected result exact: no bias at all).
@@ -133,8 +139,10 @@ class Rule:
     checks : frozenset of str
         Which of :data:`CHECKS` decide the verdict.
     algorithm : str
-        ``"direct"``, or ``"fft"``: the kernel convolves by transforms, and its
-        errors are bounded by the rows' norms too (:mod:`uscale_ref.verdict.algorithm`).
+        ``"direct"``; ``"fft"``: the kernel convolves by transforms, and its errors
+        are bounded by the rows' norms too; ``"winograd"``: by minimal filtering on
+        tiles, its errors bounded by the norms of each tile's inputs
+        (:mod:`uscale_ref.verdict.algorithm`).
     rounding : str
         ``"nearest"``, or ``"stochastic"``: the kernel rounds its results up or down
         at random; each may then err by a whole unit in the last place, and their
@@ -254,7 +262,8 @@ class Rule:
         """The element-wise bound on ``|actual - expected|``:
         ``accumulation_units(terms) * u_acc * error_scale + output_units * u_out * rounded
         + absolute(terms, scale)`` (``scale``: the result's scale factor); under
-        ``algorithm="fft"``, plus ``FFT_UNITS * u_acc * normwise``
+        ``algorithm="fft"``, plus ``FFT_UNITS * u_acc * normwise``, under
+        ``algorithm="winograd"``, plus ``WINOGRAD_UNITS * u_acc * normwise``
         (:func:`uscale_ref.verdict.algorithm.normwise`).
         """
         bound: npt.NDArray[np.float64] = (
@@ -262,8 +271,9 @@ class Rule:
             + self.output_units * self.u_out * rounded
             + self.absolute(terms, scale)
         )
-        if self.algorithm == "fft" and normwise is not None:
-            bound = bound + self.complex_factor * FFT_UNITS * self.u_acc * normwise
+        if self.algorithm != "direct" and normwise is not None:
+            units = FFT_UNITS if self.algorithm == "fft" else WINOGRAD_UNITS
+            bound = bound + self.complex_factor * units * self.u_acc * normwise
         return bound
 
     def yardstick(
@@ -285,8 +295,8 @@ class Rule:
         Under ``precision="tf32"``, add ``2 * 2**-11 * error_scale /
         sqrt(terms)``: independent relative errors of the products grow with
         the terms' 2-norm, about ``error_scale / sqrt(terms)`` for random terms.
-        Under ``algorithm="fft"``, add ``u_acc * normwise / log2(M)``: the
-        rows' norms times a unit roundoff.
+        Under ``algorithm="fft"`` or ``"winograd"``, add ``u_acc * normwise``: the
+        norms the algorithm's error is bounded by, times a unit roundoff.
         """
         accumulation = self.u_acc * error_scale
         rounding = self.u_out * rounded
@@ -295,7 +305,7 @@ class Rule:
         if self.precision == "tf32":
             products = 2 * UNIT_ROUNDOFF["tf32"] * error_scale / math.sqrt(max(terms, 1))
             squares = squares + products * products
-        if self.algorithm == "fft" and normwise is not None:
+        if self.algorithm != "direct" and normwise is not None:
             transform = self.u_acc * normwise
             squares = squares + transform * transform
         yardstick: npt.NDArray[np.float64] = np.sqrt(squares)

@@ -1,4 +1,4 @@
-"""Kernels built on a fast algorithm: an FFT convolution's errors, bounded by norms.
+"""Kernels built on a fast algorithm: an FFT's or Winograd's errors, bounded by norms.
 
 A direct kernel forms each element's products and adds them: its error is
 bounded element by element by the terms' magnitudes (the error scale). An
@@ -14,6 +14,20 @@ smaller than its row's norms (one where the terms cancel) may then err by far
 more than a direct kernel may, and a correct FFT kernel fails the direct
 bound there. Declaring ``algorithm="fft"`` adds this normwise term to the
 bound (and its size, without the constant, to the yardstick).
+
+A Winograd kernel (minimal filtering, F(m, r)) transforms short tiles
+instead: each output of a tile carries rounding errors of every input of the
+tile's window, scaled by the transforms' entries, so its error is bounded by
+the norms of that window rather than of the whole row::
+
+    |y_hat[i] - y[i]| <= WINOGRAD_UNITS * u_acc * |s| * sum_c ||x_c[window(i)]||_2 ||w_c||_2
+
+``window(i)`` the inputs of any tile of up to :data:`WINOGRAD_TILE` outputs
+that holds ``i`` (so whatever the kernel's tiling): the element's own inputs
+widened by ``WINOGRAD_TILE - 1`` strides either side. grad_input's windows
+run along grad_output alike; grad_weight's sums run over whole rows, so its
+Winograd term is the rows' norms (without the FFT's ``log2(M)``).
+``algorithm="winograd"`` adds this term.
 """
 
 from __future__ import annotations
@@ -24,15 +38,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from ..tolerance.rule import ALGORITHMS, FFT_UNITS
+from ..tolerance.rule import ALGORITHMS, FFT_UNITS, WINOGRAD_TILE, WINOGRAD_UNITS
 
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture
 
-__all__ = ["ALGORITHMS", "FFT_UNITS", "normwise"]
+__all__ = ["ALGORITHMS", "FFT_UNITS", "WINOGRAD_TILE", "WINOGRAD_UNITS", "normwise"]
 
 
 Float = npt.NDArray[np.float64]
+Index = npt.NDArray[np.int64]
 
 
 def _row_norms(a: npt.NDArray[np.generic]) -> Float:
@@ -78,11 +93,14 @@ def transform_length(fixture: Fixture) -> int:
     return 1 << max(1, math.ceil(math.log2(max(2, span))))
 
 
-def normwise(fixture: Fixture, name: str) -> Float:
-    """``log2(M) |s| sum_c ||x_c|| ||w_c||`` for every element of result ``name`` (flat, at
-    a compact fixture's positions): the size an FFT kernel's error is bounded by, without
-    :data:`FFT_UNITS` and the accumulation's unit roundoff. Zero for ``grad_bias``, a plain
-    sum."""
+def normwise(fixture: Fixture, name: str, algorithm: str = "fft") -> Float:
+    """The size ``algorithm``'s error is bounded by, for every element of result ``name``
+    (flat, at a compact fixture's positions), without the algorithm's constant and the
+    accumulation's unit roundoff: ``log2(M) |s| sum_c ||x_c|| ||w_c||`` for ``"fft"``,
+    ``|s| sum_c ||x_c[window]|| ||w_c||`` for ``"winograd"`` (:func:`windowed`). Zero for
+    ``grad_bias``, a plain sum."""
+    if algorithm == "winograd" and name in ("output", "grad_input"):
+        return windowed(fixture, name)
     shape = fixture.result_shape(name)
     positions = fixture.positions(name)
     if name == "grad_bias":
@@ -108,6 +126,121 @@ def normwise(fixture: Fixture, name: str) -> Float:
         rows = np.einsum("no,noi->oi", ng, nx[:, channel])
         full = np.broadcast_to(rows[..., None], (*rows.shape, shape[-1]))
     scale = abs(float(fixture.metadata["scales"][name]))
-    values = np.ascontiguousarray(full).reshape(-1) * scale * math.log2(transform_length(fixture))
+    if algorithm == "fft":
+        scale *= math.log2(transform_length(fixture))
+    values = np.ascontiguousarray(full).reshape(-1) * scale
     result: Float = values if positions is None else values[positions]
     return result
+
+
+def _window(fixture: Fixture, name: str, at: npt.NDArray[np.int64]) -> tuple[Index, Index]:
+    """The window ``[lo, hi)`` of the rows result ``name``'s element at position ``at`` reads
+    (input's for the output, grad_output's for grad_input), widened by a tile's reach."""
+    geo = fixture.spec.geometry
+    reach = WINOGRAD_TILE - 1
+    span = (geo.kernel_size - 1) * geo.dilation
+    if name == "output":
+        lo = (at - reach) * geo.stride - geo.pad_left
+        hi = (at + reach) * geo.stride - geo.pad_left + span + 1
+        length = geo.in_length
+    else:  # the q with q s + k d - pad = at for some tap k
+        lo = -((span - at - geo.pad_left) // geo.stride) - reach  # ceil((at + pad - span) / s)
+        hi = (at + geo.pad_left) // geo.stride + reach + 1
+        length = geo.out_length
+    return np.clip(lo, 0, length), np.clip(hi, 0, length)
+
+
+#: Positions whose windows are summed at once (times the channels they read).
+_GATHERED = 2**22
+
+
+def windowed(fixture: Fixture, name: str) -> Float:
+    """``|s| sum_c ||x_c[window]|| ||w_c||`` for every element of ``output`` or
+    ``grad_input`` (flat, at a compact fixture's positions): the norms of the inputs of any
+    tile of up to :data:`WINOGRAD_TILE` outputs holding the element, times the weight rows'
+    norms, over the channels the element sums.
+
+    Each source row's squares are summed cumulatively once; a window's norm is then a
+    difference of two of those sums. A compact fixture's rows are drawn from their seeds a
+    block at a time, and only its positions' windows are kept.
+    """
+    geo = fixture.spec.geometry
+    shape = fixture.result_shape(name)
+    batched = (1, *shape) if len(shape) == 2 else shape
+    items, rows, length = batched
+    positions = fixture.positions(name)
+    flat = np.arange(math.prod(batched), dtype=np.int64) if positions is None else positions
+    n, rest = np.divmod(flat, rows * length)
+    row, at = np.divmod(rest, length)
+    w = fixture.input("weight")
+    assert w is not None
+    nw = _row_norms(w)  # (O, C_g)
+    per_group = geo.out_channels // geo.groups
+    if name == "output":  # element (n, o, l) reads input channels g C_g + i, weighted nw[o, i]
+        group, weights = row // per_group, nw
+        width = geo.in_channels // geo.groups
+    else:  # element (n, c, l) reads grad_output channels g O_g + j, weighted nw[g O_g + j, i]
+        group = row // (geo.in_channels // geo.groups)
+        width = per_group
+        weights = nw.reshape(geo.groups, per_group, -1).transpose(0, 2, 1).reshape(-1, width)
+    source_name = "input" if name == "output" else "grad_output"
+    # Each needed (item, position) pair's window norms over all source channels.
+    pairs, pair_of = np.unique(n * length + at, return_inverse=True)
+    pair_n, pair_at = np.divmod(pairs, length)
+    pair_lo, pair_hi = _window(fixture, name, pair_at)
+    norms = _window_norms(fixture, source_name, pair_n, pair_lo, pair_hi)  # (pairs, channels)
+    if positions is None:  # every element: the pairs are all (n, l), in order
+        whole = np.empty(batched)
+        rows_per = rows // geo.groups
+        for g in range(geo.groups):
+            block = norms[:, g * width : (g + 1) * width]
+            mine = weights[g * rows_per : (g + 1) * rows_per]
+            part = (block @ mine.T).reshape(items, length, rows_per)
+            whole[:, g * rows_per : (g + 1) * rows_per] = part.transpose(0, 2, 1)
+        values = whole.reshape(-1)
+    else:
+        values = np.empty(flat.size)
+        per = max(1, _GATHERED // max(1, width))
+        lanes = np.arange(width)
+        for start in range(0, flat.size, per):
+            stop = min(flat.size, start + per)
+            channels = group[start:stop, None] * width + lanes
+            gathered = norms[pair_of[start:stop, None], channels]
+            values[start:stop] = np.einsum("pc,pc->p", gathered, weights[row[start:stop]])
+    scale = abs(float(fixture.metadata["scales"][name]))
+    result: Float = values * scale
+    return result
+
+
+def _window_norms(
+    fixture: Fixture, name: str, items: Index, lo: Index, hi: Index
+) -> npt.NDArray[np.float64]:
+    """``||name[item, c, lo:hi]||`` for each ``(item, lo, hi)`` and every channel ``c``."""
+    shape = fixture.result_shape(name)
+    batched = (1, *shape) if len(shape) == 2 else shape
+    _, channels, length = batched
+    out = np.empty((items.size, channels))
+    array = None if fixture.compact else fixture.input(name)
+    source = None
+    if array is None:
+        from ..golden.inputs import SeededSource
+
+        source = SeededSource(fixture.spec)
+    per_block = max(1, _ROWS_AT_ONCE // length)
+    for item in np.unique(items):
+        mine = np.flatnonzero(items == item)
+        for first in range(0, channels, per_block):
+            last = min(channels, first + per_block)
+            if array is not None:
+                rows = array.reshape(batched)[item, first:last]
+            else:
+                assert source is not None
+                start = (item * channels + first) * length
+                flat = np.arange(start, start + (last - first) * length, dtype=np.int64)
+                rows = source.at(name, flat).reshape(last - first, length)
+            wide = rows.astype(np.complex128 if np.iscomplexobj(rows) else np.float64)
+            sums = np.zeros((last - first, length + 1))
+            np.cumsum(np.abs(wide) ** 2, axis=-1, out=sums[:, 1:])
+            inside = sums[:, hi[mine]] - sums[:, lo[mine]]
+            out[mine, first:last] = np.sqrt(np.maximum(inside, 0)).T
+    return out

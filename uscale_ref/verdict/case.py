@@ -100,8 +100,9 @@ def judge(
     dtype and reports that correct evaluation's precision beside each array's
     (a dict of such results may be passed instead). ``keep``: failing arrays
     keep their element-wise figures for :func:`uscale_ref.verdict.diagnosis.explain`,
-    which releases them. ``algorithm="fft"``: the kernel convolves by transforms, and
-    the bound allows the normwise error of one (:mod:`uscale_ref.verdict.algorithm`).
+    which releases them. ``algorithm="fft"`` or ``"winograd"``: the kernel convolves by
+    transforms, and the bound allows the normwise error of one
+    (:mod:`uscale_ref.verdict.algorithm`).
     ``rounding="stochastic"``: the kernel rounds its results stochastically; each may
     miss by a whole unit in the last place, and their mean must show no bias at all.
     """
@@ -179,9 +180,11 @@ def assert_matches(
     plot : str or path, optional
         On failure, draw the case's picture to this PNG file and name it in
         the message (needs matplotlib).
-    algorithm : ``"direct"`` or ``"fft"``
+    algorithm : ``"direct"``, ``"fft"`` or ``"winograd"``
         ``"fft"``: the kernel convolves by transforms; the bound allows an
-        FFT's normwise error (:mod:`uscale_ref.verdict.algorithm`).
+        FFT's normwise error; ``"winograd"``: by minimal filtering on tiles,
+        the bound allows an error bounded by each tile's inputs' norms
+        (:mod:`uscale_ref.verdict.algorithm`).
     rounding : ``"nearest"`` or ``"stochastic"``
         ``"stochastic"``: the kernel rounds its results up or down at random
         (unbiased); each may miss by a whole unit in the last place, and the

@@ -437,10 +437,10 @@ def measure(fixture: Fixture, name: str, actual: npt.ArrayLike, rule: Rule) -> M
         terms = fixture.terms(name)
         scale = float(fixture.metadata["scales"][_SCALE_OF[name]])
         normwise = None
-        if rule.algorithm == "fft":
+        if rule.algorithm != "direct":
             from .algorithm import normwise as norms
 
-            normwise = norms(fixture, name)
+            normwise = norms(fixture, name, rule.algorithm)
         bound = rule.bound(terms, error_scale, rounded, scale, normwise)
         yardstick = rule.yardstick(terms, error_scale, rounded, scale, normwise)
         ratio, bound_ratio = ratios(error, yardstick), ratios(error, bound)

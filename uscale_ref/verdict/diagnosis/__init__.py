@@ -55,8 +55,12 @@ if TYPE_CHECKING:
 __all__ = ["MISTAKES", "NO_CAUSE", "Mistake", "diagnose", "explain"]
 
 NO_CAUSE = "no single known mistake explains this"
-#: The worst sampled positions a mistake is tried on first (most fail there at once).
+#: The worst sampled positions a mistake is tried on first (most fail there at once) ...
 HEAD = 16
+#: ... fewer where each sums many terms (grad_weight's run over the batch and length):
+#: about this many terms in all, and at least :data:`HEAD_LEAST` positions.
+HEAD_TERMS = 2**17
+HEAD_LEAST = 4
 #: The terms a mistake is computed from, about, on the whole sample.
 TERMS = 2**19
 #: Sampled positions a mistake is tried on inside a wrong part.
@@ -161,7 +165,8 @@ def _makes(
     squares = None
     if sample.size == 0:
         return None
-    for index in (sample[:HEAD], sample):
+    head = max(HEAD_LEAST, min(HEAD, HEAD_TERMS // max(1, terms.term_count(ev.name))))
+    for index in (sample[:head], sample):
         predicted, magnitude = terms.evaluate(ev.name, ev.groups.flat[index], variant)
         squares = misfit(ev, index, predicted, magnitude, rule)
         if squares is None:
@@ -642,35 +647,80 @@ def _explain(
 
 
 def _transform(ev: Evidence, case: Fixture) -> str | None:
-    """Errors within an FFT convolution's normwise bound, and as large wherever the element
-    is small: the kernel convolves by transforms."""
-    from ..algorithm import FFT_UNITS, normwise
+    """Errors beyond the direct bound but within a fast algorithm's: Winograd's on tiles
+    (the errors' size repeating with the tile) or an FFT's on whole rows (as large wherever
+    the element is small)."""
+    from ..algorithm import FFT_UNITS, WINOGRAD_UNITS, normwise
 
-    if ev.name == "grad_bias" or ev.rule.algorithm == "fft":
+    if ev.name == "grad_bias" or ev.rule.algorithm != "direct":
         return None
     error = np.sqrt(ev.squares) * ev.yardstick
     if not np.any(error > ev.bound):
         return None  # it fails for another reason than the size of its errors
+    units = ev.rule.complex_factor * ev.rule.u_acc
+    tile = _tile(ev)
+    if tile is not None:
+        tiles = normwise(case, ev.name, "winograd")
+        if np.all(error <= ev.bound + units * WINOGRAD_UNITS * tiles):
+            return (
+                f"errors bounded by the norms of each tile's inputs, their size repeating "
+                f"every {tile} positions: a fast algorithm on tiles of {tile} outputs "
+                "(Winograd's minimal filtering) rather than direct sums (declare it with "
+                "algorithm='winograd')"
+            )
     fitted = fit(ev)
     if fitted is not None and ev.off(*fitted) > SIGNIFICANT:
-        return None  # a transform's errors take either sign
-    norms = normwise(case, ev.name)
-    allowed = ev.bound + ev.rule.complex_factor * FFT_UNITS * ev.rule.u_acc * norms
-    if not np.all(error <= allowed):
-        return None
+        return None  # an FFT's errors take either sign
     index = ev.sample[min(WORST, ev.sample.size // 2) :]
     usable = (error[index] > 0) & (ev.error_scale[index] > 0)
     if np.count_nonzero(usable) < 16:
         return None
-    # A direct sum errs in proportion to its terms' size; a transform's error is spread
-    # over the row, whatever the element's own size.
+    # A direct sum errs in proportion to its terms' size; an FFT's error is spread over the
+    # row, whatever the element's own size.
     slope = np.polyfit(np.log(ev.error_scale[index][usable]), np.log(error[index][usable]), 1)[0]
     if slope > 0.5:
+        return None
+    if not np.all(error <= ev.bound + units * FFT_UNITS * normwise(case, ev.name, "fft")):
         return None
     return (
         "errors bounded by the rows' norms, not element by element: a fast algorithm "
         "(an FFT convolution) rather than direct sums (declare it with algorithm='fft')"
     )
+
+
+#: Tiles a Winograd kernel's errors are looked for in, and how many elements each
+#: position in the tile needs; the errors' root mean square must differ by this factor
+#: between two positions in the tile.
+TILES = range(2, 9)
+TILE_ELEMENTS = 256
+TILE_CONTRAST = 1.5
+
+
+def _tile(ev: Evidence) -> int | None:
+    """The period (2 to 8 positions along ``l``) with which the size of the errors repeats,
+    as a Winograd kernel's do (an output's error depends on its place in the tile: the
+    transforms weigh the tile's last outputs by the largest powers of the points)."""
+    layout = ev.groups.layout
+    if ev.name not in ("output", "grad_input") or layout.axes[-1] != "l":
+        return None
+    position = ev.groups.coords[-1]
+    with np.errstate(all="ignore"):
+        relative = np.abs(difference(ev.kernel, ev.expected)) / ev.yardstick
+    usable = np.isfinite(relative)
+    position, relative = position[usable], relative[usable]
+    contrast: dict[int, float] = {}
+    for tile in TILES:
+        place = position % tile
+        counts = np.bincount(place, minlength=tile)
+        if counts.min() < TILE_ELEMENTS:
+            continue
+        squares = np.bincount(place, weights=relative * relative, minlength=tile) / counts
+        if squares.min() > 0:
+            contrast[tile] = math.sqrt(squares.max() / squares.min())
+    if not contrast or max(contrast.values()) < TILE_CONTRAST:
+        return None
+    strongest = max(contrast.values())
+    return min(tile for tile, value in contrast.items() if value >= 0.8 * strongest)
 
 
 def combined(names: Sequence[str], findings: dict[str, tuple[str, str]]) -> str:

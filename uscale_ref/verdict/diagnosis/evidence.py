@@ -68,7 +68,7 @@ class Evidence:
     scale : float
         The array's scale factor.
     normwise : ndarray or None
-        Under ``algorithm="fft"``, each element's normwise error size
+        Under ``algorithm="fft"`` or ``"winograd"``, each element's normwise error size
         (:func:`uscale_ref.verdict.algorithm.normwise`).
     """
 

@@ -20,6 +20,7 @@ arrays in memory or a compact case's seeds, element by element.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +37,8 @@ Index = npt.NDArray[np.int64]
 Values = npt.NDArray[Any]
 #: Gathered terms per block of positions: a block holds about this many.
 BLOCK_TERMS = 2**20
+#: Sets of gathered terms kept for variants that read the same inputs.
+KEPT = 4
 
 
 @dataclass(frozen=True)
@@ -127,14 +130,21 @@ class Rows:
             self._table[name] = np.empty((0, length))
         slots = self._slots[name]
         row, column = np.divmod(np.asarray(flat, dtype=np.int64), length)
-        missing = np.unique(row[slots[row] < 0])
-        if missing.size:
+        slot = slots[row]
+        absent = slot < 0
+        if absent.any():
+            wanted = np.zeros(slots.size, dtype=bool)  # a mark per row: no sort, no hash
+            wanted[row[absent]] = True
+            missing = np.flatnonzero(wanted)
             positions = (missing[:, None] * length + np.arange(length)).reshape(-1)
             values = np.asarray(self.source.at(name, positions)).reshape(missing.size, length)
             table = self._table[name]
             slots[missing] = table.shape[0] + np.arange(missing.size)
             self._table[name] = np.concatenate([table.astype(values.dtype), values])
-        result: npt.NDArray[Any] = self._table[name][slots[row], column]
+            slot = slots[row]
+        slot *= length
+        slot += column
+        result: npt.NDArray[Any] = self._table[name].reshape(-1)[slot]
         return result
 
 
@@ -197,6 +207,7 @@ class Terms:
         self.geometry = geometry
         self.scales = dict(scales)
         self.dtype = np.dtype(np.complex128 if complex_ else np.float64)
+        self._kept: OrderedDict[tuple[Any, ...], Products] = OrderedDict()
 
     # -- the inputs --------------------------------------------------------------------------
 
@@ -260,13 +271,33 @@ class Terms:
     # -- the four results --------------------------------------------------------------------
 
     def products(self, name: str, flat: Index, variant: Variant = DEFINITION) -> Products:
-        """The terms of result ``name`` at ``flat`` positions (C order, batched or not)."""
-        return {
-            "output": self._output,
-            "grad_input": self._grad_input,
-            "grad_weight": self._grad_weight,
-            "grad_bias": self._grad_bias,
-        }[name](np.asarray(flat, dtype=np.int64), variant)
+        """The terms of result ``name`` at ``flat`` positions (C order, batched or not).
+
+        Variants that differ only in how they round the multiplicands read the same
+        inputs: the terms are gathered once (the last :data:`KEPT` sets are kept) and each
+        such variant rounds them (rounding commutes with the conjugates and keeps zeros).
+        """
+        flat = np.asarray(flat, dtype=np.int64)
+        plain = replace(variant, operands=None, results=None)
+        key = (name, flat.tobytes(), plain)
+        raw = self._kept.get(key)
+        if raw is None:
+            raw = {
+                "output": self._output,
+                "grad_input": self._grad_input,
+                "grad_weight": self._grad_weight,
+                "grad_bias": self._grad_bias,
+            }[name](flat, plain)
+            self._kept[key] = raw
+            if len(self._kept) > KEPT:
+                self._kept.popitem(last=False)
+        else:
+            self._kept.move_to_end(key)
+        if variant.operands is None:
+            return raw
+        rounded = variant.operands
+        b = raw.b if name == "grad_bias" else rounded(raw.b)  # grad_bias's b: ones, not inputs
+        return Products(rounded(raw.a), b, raw.bias, raw.scale)
 
     def evaluate(
         self, name: str, flat: Index, variant: Variant = DEFINITION
