@@ -47,7 +47,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EIGHT_BIT", "FORMATS", "Format", "from_bits", "round_to", "spacing", "to_bits"]
+__all__ = [
+    "EIGHT_BIT",
+    "FORMATS",
+    "Format",
+    "from_bits",
+    "round_bits",
+    "round_to",
+    "spacing",
+    "to_bits",
+]
 
 
 @dataclass(frozen=True)
@@ -259,3 +268,11 @@ def to_bits(x: npt.ArrayLike, format: str) -> npt.NDArray[np.uint8]:
     sign = np.signbit(wide).astype(np.int64) << 7
     result: npt.NDArray[np.uint8] = (code | sign).astype(np.uint8)
     return result
+
+
+def round_bits(values: npt.NDArray[np.float64], bits: int) -> npt.NDArray[np.float64]:
+    """``values`` rounded to nearest (ties to even) with ``bits`` significant bits, the
+    exponent unbounded: a register of that width, as an accumulator's."""
+    mantissa, exponent = np.frexp(values)
+    rounded: npt.NDArray[np.float64] = np.ldexp(np.rint(np.ldexp(mantissa, bits)), exponent - bits)
+    return rounded

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from ..tolerance.layout import Groups, Layout, describe_indices, groups_of, layout_of
 from ..tolerance.rule import MARGIN_BITS, UNIT_ROUNDOFF, Z_LIMIT, Rule
+from .accumulator import AccumulatorFigure, accumulator_figure
 from .bias import BiasFigure, bias_figure
 from .precision import PrecisionFigure, bits_of, histogram, precision_figure, ratios
 
@@ -95,6 +96,10 @@ class ArrayReport:
     measured : Measured or None
         The element-wise figures, kept (``judge_array(..., keep=True)``) for a
         failing array until its diagnosis has read them.
+    accumulator : AccumulatorFigure or None
+        Under a declared promoted accumulator with bfloat16 or float16 results: how
+        often the results differ from the exact ones rounded, against what that
+        accumulator gives (part of the precision check).
     """
 
     name: str
@@ -116,6 +121,7 @@ class ArrayReport:
     reference_counts: npt.NDArray[np.int64] | None = None
     whole: bool = True
     measured: Measured | None = field(default=None, repr=False, compare=False)
+    accumulator: AccumulatorFigure | None = None
 
     @property
     def bound_passed(self) -> bool:
@@ -128,16 +134,22 @@ class ArrayReport:
         checks = self.rule.checks
         return (
             ("bound" not in checks or self.bound_passed)
-            and ("precision" not in checks or self.precision.passed)
+            and ("precision" not in checks or self.precision_passed)
             and ("bias" not in checks or self.bias.passed)
         )
+
+    @property
+    def precision_passed(self) -> bool:
+        """The precision check: the bits reached, and a declared accumulator's rate of
+        results off the exact ones rounded (:mod:`uscale_ref.verdict.accumulator`)."""
+        return self.precision.passed and (self.accumulator is None or self.accumulator.passed)
 
     @property
     def failed_checks(self) -> list[str]:
         """The checks (that are on) this array fails: ``bound``, ``precision``, ``bias``."""
         results = {
             "bound": self.bound_passed,
-            "precision": self.precision.passed,
+            "precision": self.precision_passed,
             "bias": self.bias.passed,
         }
         return [name for name, ok in results.items() if name in self.rule.checks and not ok]
@@ -148,8 +160,10 @@ class ArrayReport:
         failed = self.failed_checks
         if "bound" in failed or not failed:
             lines.append(self._bound_line(case_id))
-        if "precision" in failed:
+        if "precision" in failed and not self.precision.passed:
             lines.append(self._precision_line(case_id))
+        if "precision" in failed and self.accumulator is not None and not self.accumulator.passed:
+            lines.append(f"{case_id}: {self.name}: {self.accumulator.describe()}")
         if "bias" in failed:
             lines.append(self._bias_line(case_id))
         return "\n".join(lines)
@@ -369,6 +383,7 @@ def judge_array(
         units = ratios(error, unit)
         allowed_units = np.where(unit > 0, bound / unit, np.inf)
     precision = precision_figure(ratio, groups, rule.bits, MARGIN_BITS)
+    accumulator = accumulator_figure(fixture, name, judged, expected, rule)
     centres = fixture.scale_centres(name)
     with np.errstate(all="ignore"):
         bias = bias_figure(
@@ -415,6 +430,7 @@ def judge_array(
         reference_bits=reference_bits,
         reference_counts=reference_counts,
         whole=groups.whole,
+        accumulator=accumulator,
     )
     if keep and not report.passed:
         report = replace(report, measured=m)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from ...formats import round_bits
 from .evidence import Evidence
 from .terms import Terms
 
@@ -31,13 +32,6 @@ ON_GRID = 0.9
 OFF_GRID = 0.75
 #: Running sums are simulated over at most this many steps (blocks of terms beyond).
 STEPS = 1024
-
-
-def round_bits(values: Float, bits: int) -> Float:
-    """``values`` rounded to nearest with ``bits`` significant bits (unbounded exponent)."""
-    mantissa, exponent = np.frexp(values)
-    rounded: Float = np.ldexp(np.rint(np.ldexp(mantissa, bits)), exponent - bits)
-    return rounded
 
 
 def _parts(a: npt.NDArray[np.generic]) -> list[Float]:

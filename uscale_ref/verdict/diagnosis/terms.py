@@ -422,3 +422,19 @@ class Terms:
         s = flat.size
         return Products(g.reshape(s, -1), np.ones((s, n_ * lout), self.dtype),
                         np.zeros(s, self.dtype), self.scales["grad_bias"])  # fmt: skip
+
+
+def terms_for(case: Any) -> Terms:
+    """The terms of a fixture's results: from its inputs, or for a compact fixture from
+    their seeds (whole rows drawn once for the long sums)."""
+    from ...exact.points import ArraySource
+
+    spec = case.spec
+    scales = {name: float(value) for name, value in case.metadata["scales"].items()}
+    complex_ = case.storage_dtype.startswith("complex")
+    if case.compact:
+        from ...golden.inputs import SeededSource
+
+        seeded = SeededSource(spec)
+        return Terms(seeded, spec.geometry, scales, complex_, Rows(seeded))
+    return Terms(ArraySource(dict(case.inputs)), spec.geometry, scales, complex_)
