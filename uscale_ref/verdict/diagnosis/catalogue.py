@@ -96,6 +96,16 @@ def _interleaved(geo: Conv1dGeometry) -> tuple[tuple[int, ...], tuple[int, ...]]
     return tuple(source), tuple(int(i) for i in inverse)
 
 
+def _e4m3_for_e5m2(case: Any) -> str | None:
+    """In a case whose input and weight are E4M3 and grad_output E5M2 (the unit-scaling
+    recipe): the E4M3 format, which rounds grad_output alone (the others are in it)."""
+    formats = getattr(case.spec, "formats", {}) or {}
+    wide, narrow = formats.get("grad_output", ""), formats.get("input", "")
+    if "e5m2" in wide and "e4m3" in narrow and formats.get("weight") == narrow:
+        return str(narrow)
+    return None
+
+
 def _when(condition: bool, variant: Variant) -> Variant | None:
     return variant if condition else None
 
@@ -167,6 +177,11 @@ MISTAKES: list[Mistake] = [
     Mistake("inputs rounded to bfloat16", EVERY,
             lambda geo, case: _when(case.dtype not in ("bfloat16",),
                                     Variant(operands=rounding("bfloat16")))),
+    Mistake("grad_output rounded to E4M3 where the case's E5M2 belongs: its small values "
+            "lost (E4M3's range ends near 2^-9, E5M2's near 2^-16)",
+            ("grad_input", "grad_weight", "grad_bias"),
+            lambda geo, case: None if (narrow := _e4m3_for_e5m2(case)) is None
+            else Variant(operands=rounding(narrow))),
     Mistake("inputs rounded to FP8 E4M3 (float8_e4m3fn)", EVERY,
             lambda geo, case: Variant(operands=rounding("float8_e4m3fn"))),
     Mistake("inputs rounded to FP8 E5M2 (float8_e5m2)", EVERY,
