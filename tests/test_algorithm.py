@@ -196,3 +196,30 @@ def test_the_winograd_windows_are_those_the_loops_give(steps):
         np.testing.assert_allclose(normwise(whole, name, "winograd"), expected, rtol=1e-12)
         at = compact.positions(name)
         np.testing.assert_allclose(normwise(compact, name, "winograd"), expected[at], rtol=1e-12)
+
+
+def test_a_narrow_running_sum_over_long_sums_is_not_named_a_fast_algorithm():
+    """grad_weight of a depthwise bfloat16 case summed in bfloat16 over N L terms: its errors
+    follow the partial sums, not the element, as a transform's do; in a narrow format the
+    running sum is the likelier cause, and is named."""
+    pytest.importorskip("ml_dtypes")
+    from calibration import sequential, summed_kernel, to_format
+
+    from uscale_ref import golden
+    from uscale_ref.golden.fixture import Fixture, build
+    from uscale_ref.verdict import judge
+    from uscale_ref.verdict.diagnosis import explain
+
+    spec = CaseSpec("bfloat16", batch_size=4, in_channels=32, out_channels=32, length=2048,
+                    kernel_size=4, groups=32, padding="same")  # fmt: skip
+    case = Fixture(spec.id, *build(spec)[::-1])
+
+    def narrow(t):
+        return to_format(t, "bfloat16")
+
+    results = summed_kernel(case, lambda terms: sequential(terms, narrow))
+    verdict = judge(case, results, keep=True)
+    assert not verdict.passed
+    explain(verdict, case, results)
+    assert "bfloat16" in verdict.cause and "fast algorithm" not in verdict.cause
+    del golden

@@ -674,10 +674,16 @@ def _explain(
     scale = _scale(ev, candidates)
     if scale is not None:
         return scale
+    # In bfloat16 or float16 a running sum in the format errs by the partial sums' size,
+    # whatever the element's own: as a transform's errors do. It is the likelier there.
+    narrow_first = ev.rule.output_format in ("bfloat16", "float16")
+    narrow = _arithmetic(ev, terms) if narrow_first else None
+    if narrow is not None:
+        return narrow, "array"
     transform = _transform(ev, case)
     if transform is not None:
         return transform, "array"
-    narrow = _arithmetic(ev, terms)
+    narrow = None if narrow_first else _arithmetic(ev, terms)
     if narrow is not None:
         return narrow, "array"
     return _unexplained(ev), "unexplained"
