@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -390,7 +391,87 @@ def build_parser() -> argparse.ArgumentParser:
         "is a failure)",
     )
     check.set_defaults(handler=_golden_check)
+    _survey_parser(commands)
     return parser
+
+
+def _survey_parser(commands: Any) -> None:
+    from .survey.adapters import ADAPTERS
+    from .survey.run import DTYPES, PLANS
+
+    survey = commands.add_parser(
+        "survey",
+        help="judge every installed framework's conv1d (PyTorch, JAX, TensorFlow, "
+        "onnxruntime, tinygrad) on this machine, in one table",
+    )
+    survey.add_argument(
+        "--frameworks",
+        nargs="+",
+        choices=list(ADAPTERS),
+        metavar="NAME",
+        help=f"only these adapters (default: all): {', '.join(ADAPTERS)}",
+    )
+    survey.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=list(DTYPES),
+        metavar="DTYPE",
+        help=f"only these dtypes (default: {' '.join(DTYPES)})",
+    )
+    survey.add_argument(
+        "--shapes",
+        choices=list(PLANS),
+        default="small",
+        help="small: the committed cases (minutes); production: dense, depthwise, strided "
+        "and dilated layers at production size",
+    )
+    survey.add_argument(
+        "--golden",
+        metavar="DIR",
+        type=_folder,
+        help="small: the cases of this folder instead; production: build the fixtures "
+        "into this folder once and reuse them",
+    )
+    survey.add_argument(
+        "--jobs",
+        type=_integer(1),
+        default=1,
+        metavar="N",
+        help="production fixtures built at once, each in a process",
+    )
+    survey.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="build the production fixtures on a dask.distributed scheduler",
+    )
+    survey.add_argument(
+        "--json",
+        metavar="FILE",
+        default="uscale-ref-survey.json",
+        help="write the table as JSON (default: uscale-ref-survey.json)",
+    )
+    survey.add_argument(
+        "--plot", metavar="FILE", help="draw the table to this PNG file (needs matplotlib)"
+    )
+    survey.set_defaults(handler=_survey)
+
+
+def _survey(args: argparse.Namespace) -> int:
+    from .survey import draw, survey
+
+    if args.plot is not None:
+        from .verdict.picture import require_matplotlib
+
+        require_matplotlib("--plot")
+    result = survey(args.frameworks, args.dtypes, args.shapes, args.golden, args.jobs,
+                    args.scheduler, progress=lambda line: print(line, file=sys.stderr,
+                                                                 flush=True))  # fmt: skip
+    print(result.table())
+    Path(args.json).write_text(result.to_json() + "\n")
+    print(f"\nwritten: {args.json}")
+    if args.plot is not None:
+        print(f"drawn: {draw(result, args.plot)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
