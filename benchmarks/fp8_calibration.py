@@ -13,7 +13,8 @@ kernel is emulated only where the fixture keeps values, from the exact FP8 produ
   noise is half as wide; the output scale applied twice; grad_output rounded to E4M3 where
   E5M2 belongs.
 
-    python benchmarks/fp8_calibration.py [--seeds 3] [--markdown]
+    python benchmarks/fp8_calibration.py [--seeds 3] [--first-seed 0]
+        [--shape "(8, 256, 4096, 256, 9)"] [--markdown]
 
 Prints one row per kernel: how many seeds passed, and the causes the diagnosis named.
 """
@@ -138,6 +139,13 @@ def all_results(case: Any, terms: Any, seed: int) -> list[dict[str, np.ndarray]]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="the seeds first-seed, first-seed + 1, ... (to split a run)",
+    )
+    parser.add_argument("--shape", choices=list(SHAPES), help="only this shape")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     passed: dict[str, int] = collections.Counter()
@@ -145,7 +153,9 @@ def main() -> int:
     runs = 0
     with tempfile.TemporaryDirectory() as folder:
         for label, shape in SHAPES.items():
-            for seed in range(args.seeds):
+            if args.shape is not None and label != args.shape:
+                continue
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 spec = CaseSpec("bfloat16", padding="same", compact=20000, **RECIPE,
                                 **{**shape, "length": shape["length"] + seed})  # fmt: skip
                 golden.generate(folder, specs=[spec], progress=None)
