@@ -63,8 +63,10 @@ HEAD_TERMS = 2**17
 HEAD_LEAST = 4
 #: The terms a mistake is computed from, about, on the whole sample.
 TERMS = 2**19
-#: Sampled positions a mistake is tried on inside a wrong part.
+#: Sampled positions a mistake is tried on inside a wrong part ...
 SAMPLE_INSIDE = 128
+#: ... which must hold at least this many judged elements for a mistake to be named.
+LEAST_INSIDE = 16
 #: A scale factor is told from zero when this many standard errors away.
 SIGNIFICANT = 8.0
 #: Format names of accumulator widths, for the words.
@@ -406,7 +408,10 @@ def _located(ev: Evidence, terms: Terms, case: Fixture) -> str | None:
     where = _where(ev, part)
     if _near_borders(ev, part, terms.geometry):
         where += " (near the borders: the padding)"
-    mistake = _structural(ev, terms, case, _inside_sample(ev, inside))
+    # A mistake is named for a part only on enough of its elements: one or two elements
+    # fit many a small change (a bias scaled twice moves one element by a hair).
+    enough = np.count_nonzero(inside) >= LEAST_INSIDE
+    mistake = _structural(ev, terms, case, _inside_sample(ev, inside)) if enough else None
     if mistake is not None:
         return f"{where}: {mistake}; the rest is right"
     fitted, rest = fit(ev, inside), fit(ev, ~inside)
