@@ -408,13 +408,14 @@ def _located(ev: Evidence, terms: Terms, case: Fixture) -> str | None:
     where = _where(ev, part)
     if _near_borders(ev, part, terms.geometry):
         where += " (near the borders: the padding)"
-    # A mistake is named for a part only on enough of its elements: one or two elements
-    # fit many a small change (a bias scaled twice moves one element by a hair).
+    # A mistake or a factor is named for a part only on enough of its elements: one or two
+    # fit many a small change (a bias scaled twice moves one element by a hair) and any
+    # factor at all.
     enough = np.count_nonzero(inside) >= LEAST_INSIDE
     mistake = _structural(ev, terms, case, _inside_sample(ev, inside)) if enough else None
     if mistake is not None:
         return f"{where}: {mistake}; the rest is right"
-    fitted, rest = fit(ev, inside), fit(ev, ~inside)
+    fitted, rest = (fit(ev, inside), fit(ev, ~inside)) if enough else (None, None)
     if fitted is not None and rest is not None:
         beta, spread = fitted
         apart = abs(beta - rest[0]) > SIGNIFICANT * math.hypot(spread, rest[1])
