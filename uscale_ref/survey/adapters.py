@@ -119,7 +119,7 @@ def missing(chosen: Adapter) -> str | None:
         return "onnx is not installed (pip install onnx), needed to build the model"
     if chosen.module == "tinygrad":
         try:
-            from tinygrad import Device
+            from tinygrad.device import Device
 
             Device.DEFAULT  # noqa: B018 - choosing a device fails where none can run
         except Exception as error:
@@ -238,7 +238,8 @@ def _torch(layout: str = "default", onednn: bool = True) -> tuple[Kernel, Kernel
 def _jax(highest: bool = False) -> tuple[Kernel, Kernel]:
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # float64 and complex128 cases need it
+    settings: Any = jax.config  # typed in some JAX releases, not in others
+    settings.update("jax_enable_x64", True)  # float64 and complex128 cases need it
     import jax.numpy as jnp
 
     precision = jax.lax.Precision.HIGHEST if highest else None
@@ -395,7 +396,8 @@ def _onnxruntime() -> tuple[Kernel, None]:
 
 
 def _tinygrad() -> tuple[Kernel, Kernel]:
-    from tinygrad import Tensor, dtypes
+    from tinygrad.dtype import dtypes
+    from tinygrad.tensor import Tensor
 
     kinds = {"float16": dtypes.float16, "float32": dtypes.float32, "float64": dtypes.float64,
              "bfloat16": dtypes.bfloat16}  # fmt: skip
