@@ -28,6 +28,7 @@ built, and :func:`missing` says why one cannot be.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import warnings
 from collections.abc import Callable
@@ -160,12 +161,59 @@ def _to_bfloat16(a: np.ndarray) -> np.ndarray:
     return a.astype(ml_dtypes.bfloat16)
 
 
+@dataclass(frozen=True)
+class _Framework:
+    """What an autograd framework brings to an adapter.
+
+    ``tensor`` turns a NumPy array into the framework's (None stays None); ``conv``
+    is its unscaled convolution, ``conv(x, w, b, geometry)`` with the bias inside (b may
+    be None); ``gradients(f, inputs, g)`` its vector-Jacobian product of ``f`` at
+    ``inputs`` with the cotangent ``g``, in PyTorch's convention; ``scaled(t, s)`` a
+    result times a scale, as a NumPy array; ``context`` the settings both passes run
+    under.
+    """
+
+    tensor: Callable[[np.ndarray | None], Any]
+    conv: Callable[[Any, Any, Any, Any], Any]
+    gradients: Callable[[Callable[..., Any], list[Any], Any], list[Any]]
+    scaled: Callable[[Any, float], np.ndarray]
+    context: Callable[[], Any] = contextlib.nullcontext
+
+
+def _kernels(framework: _Framework) -> tuple[Kernel, Kernel]:
+    """The ``(forward, backward)`` pair of a framework: its convolution and its gradients,
+    each result times its scale."""
+    fw = framework
+
+    def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any) -> np.ndarray:
+        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
+        with fw.context():
+            return fw.scaled(fw.conv(fw.tensor(x), fw.tensor(w), fw.tensor(b), geo), scales.output)
+
+    def backward(
+        g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any
+    ) -> Conv1dGrads:
+        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
+        inputs = [fw.tensor(x), fw.tensor(w)] + ([] if b is None else [fw.tensor(b)])
+
+        def unscaled(*arrays: Any) -> Any:
+            return fw.conv(arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None, geo)
+
+        with fw.context():
+            grads = fw.gradients(unscaled, inputs, fw.tensor(g))
+            return Conv1dGrads(
+                fw.scaled(grads[0], scales.grad_input),
+                fw.scaled(grads[1], scales.grad_weight),
+                None if b is None else fw.scaled(grads[2], scales.grad_bias),
+            )
+
+    return forward, backward
+
+
 # -- PyTorch -----------------------------------------------------------------------------------
 
 
 def _torch(layout: str = "default", onednn: bool = True) -> tuple[Kernel, Kernel]:
-    import contextlib
-
     import torch
     import torch.nn.functional as F
 
@@ -211,25 +259,17 @@ def _torch(layout: str = "default", onednn: bool = True) -> tuple[Kernel, Kernel
             y = F.conv1d(x, w, b, stride=geo.stride, dilation=geo.dilation, groups=geo.groups)
         return y if batched else y[0]
 
-    def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any) -> np.ndarray:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        with torch.no_grad(), flags():
-            return numpy(conv(tensor(x), tensor(w), tensor(b), geo) * scales.output)
+    def gradients(f: Callable[..., Any], inputs: list[Any], g: Any) -> list[Any]:
+        for t in inputs:
+            t.requires_grad_()
+        f(*inputs).backward(g)
+        return [t.grad for t in inputs]
 
-    def backward(
-        g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any
-    ) -> Conv1dGrads:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        xt, wt = tensor(x).requires_grad_(), tensor(w).requires_grad_()
-        bt = None if b is None else tensor(b).requires_grad_()
-        with flags():
-            conv(xt, wt, bt, geo).backward(tensor(g))
-            gi = numpy(xt.grad * scales.grad_input)
-            gw = numpy(wt.grad * scales.grad_weight)
-            gb = None if bt is None else numpy(bt.grad * scales.grad_bias)
-        return Conv1dGrads(gi, gw, gb)
+    def scaled(t: Any, scale: float) -> np.ndarray:
+        with torch.no_grad():  # as upstream: a narrow tensor times a Python float, rounded once
+            return numpy(t * scale)
 
-    return forward, backward
+    return _kernels(_Framework(tensor, conv, gradients, scaled, flags))
 
 
 # -- JAX ---------------------------------------------------------------------------------------
@@ -264,30 +304,14 @@ def _jax(highest: bool = False) -> tuple[Kernel, Kernel]:
             return np.asarray((t.astype(jnp.float32) * np.float32(scale)).astype(t.dtype))
         return np.asarray(t * np.asarray(scale, dtype=t.real.dtype))
 
-    def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any) -> np.ndarray:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        return scaled(conv(array(x), array(w), array(b), geo), scales.output)
+    def gradients(f: Callable[..., Any], inputs: list[Any], g: Any) -> list[Any]:
+        complex_ = jnp.iscomplexobj(g)
+        _, vjp = jax.vjp(f, *inputs)
+        grads = vjp(jnp.conj(g) if complex_ else g)
+        # PyTorch's convention is the conjugate of JAX's.
+        return [jnp.conj(t) if complex_ else t for t in grads]
 
-    def backward(
-        g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any
-    ) -> Conv1dGrads:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        complex_ = np.iscomplexobj(x)
-        cotangent = array(np.conj(g) if complex_ else g)
-        if b is None:
-            _, vjp = jax.vjp(lambda x_, w_: conv(x_, w_, None, geo), array(x), array(w))
-            grads = (*vjp(cotangent), None)
-        else:
-            _, vjp = jax.vjp(lambda x_, w_, b_: conv(x_, w_, b_, geo),
-                             array(x), array(w), array(b))  # fmt: skip
-            grads = vjp(cotangent)
-        if complex_:  # PyTorch's convention is the conjugate of JAX's
-            grads = tuple(None if t is None else jnp.conj(t) for t in grads)
-        gi, gw, gb = grads
-        return Conv1dGrads(scaled(gi, scales.grad_input), scaled(gw, scales.grad_weight),
-                           None if gb is None else scaled(gb, scales.grad_bias))  # fmt: skip
-
-    return forward, backward
+    return _kernels(_Framework(array, conv, gradients, scaled))
 
 
 # -- TensorFlow --------------------------------------------------------------------------------
@@ -325,26 +349,13 @@ def _tensorflow() -> tuple[Kernel, Kernel]:
         y = tf.transpose(y, [0, 2, 1])
         return y if batched else y[0]
 
-    def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any) -> np.ndarray:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        return scaled(conv(tensor(x), tensor(w), tensor(b), geo), scales.output)
-
-    def backward(
-        g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any
-    ) -> Conv1dGrads:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        xt, wt, bt = tensor(x), tensor(w), tensor(b)
-        sources = [xt, wt] + ([] if bt is None else [bt])
+    def gradients(f: Callable[..., Any], inputs: list[Any], g: Any) -> list[Any]:
         with tf.GradientTape() as tape:
-            tape.watch(sources)
-            y = conv(xt, wt, bt, geo)
-        grads = tape.gradient(y, sources, output_gradients=tensor(g))
-        gi, gw = grads[0], grads[1]
-        gb = None if bt is None else grads[2]
-        return Conv1dGrads(scaled(gi, scales.grad_input), scaled(gw, scales.grad_weight),
-                           None if gb is None else scaled(gb, scales.grad_bias))  # fmt: skip
+            tape.watch(inputs)
+            y = f(*inputs)
+        return list(tape.gradient(y, inputs, output_gradients=g))
 
-    return forward, backward
+    return _kernels(_Framework(tensor, conv, gradients, scaled))
 
 
 # -- onnxruntime -------------------------------------------------------------------------------
@@ -428,22 +439,10 @@ def _tinygrad() -> tuple[Kernel, Kernel]:
             w, b, groups=geo.groups, stride=geo.stride, dilation=geo.dilation)  # fmt: skip
         return y if batched else y[0]
 
-    def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any) -> np.ndarray:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        return scaled(conv(tensor(x), tensor(w), tensor(b), geo), scales.output)
+    def gradients(f: Callable[..., Any], inputs: list[Any], g: Any) -> list[Any]:
+        return list(f(*inputs).gradient(*inputs, gradient=g))
 
-    def backward(
-        g: np.ndarray, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, **kwargs: Any
-    ) -> Conv1dGrads:
-        geo, scales = _geometry(x, w, kwargs), _scales(x, w, kwargs)
-        xt, wt, bt = tensor(x), tensor(w), tensor(b)
-        targets = [xt, wt] + ([] if bt is None else [bt])
-        grads = conv(xt, wt, bt, geo).gradient(*targets, gradient=tensor(g))
-        return Conv1dGrads(scaled(grads[0], scales.grad_input),
-                           scaled(grads[1], scales.grad_weight),
-                           None if bt is None else scaled(grads[2], scales.grad_bias))  # fmt: skip
-
-    return forward, backward
+    return _kernels(_Framework(tensor, conv, gradients, scaled))
 
 
 _REAL = ("float16", "bfloat16", "float32", "float64")
