@@ -38,6 +38,7 @@ __all__ = [
     "ROUNDINGS",
     "Z_LIMIT",
     "Rule",
+    "accumulator_width",
     "rule_for",
 ]
 
@@ -366,11 +367,11 @@ class Rule:
     def describe(self) -> str:
         """One line: accumulation, precision and the checks that are on."""
         off = [name for name in CHECKS if name not in self.checks]
-        every = promotion_interval(self.accumulate)
-        if every is None:
+        width = accumulator_width(self.accumulate)
+        if width is None or width[1] is None:
             text = f"accumulation in {self.accumulate}"
         else:
-            bits = self.accumulate.split(" ")[0]
+            bits, every = width
             text = f"accumulation in {bits} bits, promoted to {PROMOTED_TO} every {every} products"
         if self.precision != "exact":
             text += f", {self.precision} multiplicands"
@@ -389,7 +390,7 @@ _WIDTH = re.compile(r"(\d+) bits(?: every (\d+))?")
 PROMOTED_TO = "float32"
 
 
-def _width(name: str) -> tuple[int, int | None] | None:
+def accumulator_width(name: str) -> tuple[int, int | None] | None:
     """``(p, m)`` of ``"p bits"`` (m None) or ``"p bits every m"``; None for anything else."""
     found = _WIDTH.fullmatch(name)
     if found is None:
@@ -405,7 +406,7 @@ def accumulation_roundoff(name: str) -> float:
     (promoted or not: ``"p bits every m"``)."""
     if name in UNIT_ROUNDOFF:
         return UNIT_ROUNDOFF[name]
-    width = _width(name)
+    width = accumulator_width(name)
     if width is None:
         raise ValueError(f"accumulation {name!r}: expected {ACCUMULATE_FORMS}")
     return 2.0 ** -width[0]
@@ -414,7 +415,7 @@ def accumulation_roundoff(name: str) -> float:
 def promotion_interval(name: str) -> int | None:
     """Every how many products an accumulator ``"p bits every m"`` adds its partial sum
     into float32 (``m``); None for a format or an accumulator that is never promoted."""
-    width = _width(name)
+    width = accumulator_width(name)
     return None if width is None else width[1]
 
 
@@ -440,7 +441,7 @@ def check_accumulate(accumulate: str | None, dtype: str | None = None) -> str | 
     if accumulate is None:
         return None
     if not isinstance(accumulate, str) or (
-        accumulate not in ACCUMULATIONS and _width(accumulate) is None
+        accumulate not in ACCUMULATIONS and accumulator_width(accumulate) is None
     ):
         raise ValueError(f"accumulate must be {ACCUMULATE_FORMS}, or None; got {accumulate!r}")
     return accumulate

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..formats import round_bits, round_to
-from ..tolerance.rule import PROMOTED_TO, Rule, promotion_interval
+from ..tolerance.rule import PROMOTED_TO, Rule, accumulator_width, promotion_interval
 
 if TYPE_CHECKING:
     from ..golden.fixture import Fixture
@@ -82,45 +82,47 @@ class AccumulatorFigure:
     def passed(self) -> bool:
         return self.seen <= self.limit
 
+    def _percent(self, count: float) -> float:
+        return 100 * count / max(1, self.judged)
+
+    def _growth(self) -> str:
+        """How much larger the kernel's errors are than the declared accumulator's, read as
+        a longer block or a narrower register."""
+        bits, every = _declared(self.accumulate)
+        f = self.factor
+        return (
+            f"their errors about {f:.1f} times as large, as if promoted every "
+            f"{every * f * f:.0f} products or kept in {bits - math.log2(f):.0f} bits"
+        )
+
     def describe(self) -> str:
         """The finding in words."""
         bits, every = _declared(self.accumulate)
-        share = 100 * self.seen / max(1, self.judged)
-        model = 100 * self.expected / max(1, self.judged)
-        spread = 100 * self.spread / max(1, self.judged)
         text = (
-            f"{share:.1f}% of {self.judged} sampled results differ from the exact ones "
-            f"rounded, where sums in {bits} bits promoted to {PROMOTED_TO} every {every} "
-            f"products would at {model:.1f}% (± {spread:.1f}%)"
+            f"{self._percent(self.seen):.1f}% of {self.judged} sampled results differ from the "
+            f"exact ones rounded, where sums in {bits} bits promoted to {PROMOTED_TO} every "
+            f"{every} products would at {self._percent(self.expected):.1f}% "
+            f"(± {self._percent(self.spread):.1f}%)"
         )
         if self.factor > 1:
-            f = self.factor
-            text += (
-                f": sums less precise than declared, their errors about {f:.1f} times as "
-                f"large, as if promoted every {every * f * f:.0f} products or kept in "
-                f"{bits - math.log2(f):.0f} bits"
-            )
+            text += f": sums less precise than declared, {self._growth()}"
         return text
 
     def cause(self) -> str:
         """The likely cause, for a kernel that fails by this figure alone."""
         bits, every = _declared(self.accumulate)
-        f = self.factor
-        share = 100 * self.seen / max(1, self.judged)
-        model = 100 * self.expected / max(1, self.judged)
         return (
             f"sums less precise than the declared {bits} bits promoted to {PROMOTED_TO} "
-            f"every {every} products: their errors about {f:.1f} times as large, as if "
-            f"promoted every {every * f * f:.0f} products or kept in {bits - math.log2(f):.0f} "
-            f"bits ({share:.1f}% of results off the exact ones rounded, where the declared "
-            f"accumulator gives {model:.1f}%)"
+            f"every {every} products: {self._growth()} ({self._percent(self.seen):.1f}% of "
+            f"results off the exact ones rounded, where the declared accumulator gives "
+            f"{self._percent(self.expected):.1f}%)"
         )
 
 
 def _declared(accumulate: str) -> tuple[int, int]:
-    every = promotion_interval(accumulate)
-    assert every is not None
-    return int(accumulate.split(" ")[0]), every
+    width = accumulator_width(accumulate)
+    assert width is not None and width[1] is not None
+    return width[0], width[1]
 
 
 def applies(rule: Rule, complex_: bool) -> bool:

@@ -169,29 +169,30 @@ def windowed(fixture: Fixture, name: str) -> Float:
     batched = (1, *shape) if len(shape) == 2 else shape
     items, rows, length = batched
     positions = fixture.positions(name)
-    flat = np.arange(math.prod(batched), dtype=np.int64) if positions is None else positions
-    n, rest = np.divmod(flat, rows * length)
-    row, at = np.divmod(rest, length)
     w = fixture.input("weight")
     assert w is not None
     nw = _row_norms(w)  # (O, C_g)
     per_group = geo.out_channels // geo.groups
     if name == "output":  # element (n, o, l) reads input channels g C_g + i, weighted nw[o, i]
-        group, weights = row // per_group, nw
-        width = geo.in_channels // geo.groups
+        weights, width = nw, geo.in_channels // geo.groups
     else:  # element (n, c, l) reads grad_output channels g O_g + j, weighted nw[g O_g + j, i]
-        group = row // (geo.in_channels // geo.groups)
         width = per_group
         weights = nw.reshape(geo.groups, per_group, -1).transpose(0, 2, 1).reshape(-1, width)
+    rows_per = rows // geo.groups  # the result's rows of one group
     source_name = "input" if name == "output" else "grad_output"
-    # Each needed (item, position) pair's window norms over all source channels.
-    pairs, pair_of = np.unique(n * length + at, return_inverse=True)
+    # Each needed (item, position) pair's window norms over all source channels: every pair
+    # for a whole fixture, in order; a compact fixture's own.
+    if positions is None:
+        pairs = np.arange(items * length, dtype=np.int64)
+    else:
+        n, rest = np.divmod(positions, rows * length)
+        row, at = np.divmod(rest, length)
+        pairs, pair_of = np.unique(n * length + at, return_inverse=True)
     pair_n, pair_at = np.divmod(pairs, length)
     pair_lo, pair_hi = _window(fixture, name, pair_at)
     norms = _window_norms(fixture, source_name, pair_n, pair_lo, pair_hi)  # (pairs, channels)
-    if positions is None:  # every element: the pairs are all (n, l), in order
+    if positions is None:  # every element: a product per group of pairs by weights
         whole = np.empty(batched)
-        rows_per = rows // geo.groups
         for g in range(geo.groups):
             block = norms[:, g * width : (g + 1) * width]
             mine = weights[g * rows_per : (g + 1) * rows_per]
@@ -199,11 +200,12 @@ def windowed(fixture: Fixture, name: str) -> Float:
             whole[:, g * rows_per : (g + 1) * rows_per] = part.transpose(0, 2, 1)
         values = whole.reshape(-1)
     else:
-        values = np.empty(flat.size)
+        group = row // rows_per
+        values = np.empty(positions.size)
         per = max(1, _GATHERED // max(1, width))
         lanes = np.arange(width)
-        for start in range(0, flat.size, per):
-            stop = min(flat.size, start + per)
+        for start in range(0, positions.size, per):
+            stop = min(positions.size, start + per)
             channels = group[start:stop, None] * width + lanes
             gathered = norms[pair_of[start:stop, None], channels]
             values[start:stop] = np.einsum("pc,pc->p", gathered, weights[row[start:stop]])
