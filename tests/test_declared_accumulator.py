@@ -10,6 +10,8 @@ does better (float32 sums) passes.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,37 @@ def test_grad_output_in_e4m3_where_e5m2_belongs_is_named(case):
         pytest.skip("too few small grad_output values in a case this size to show")
     explain(verdict, case, results)
     assert verdict.cause.startswith("grad_output rounded to E4M3 where the case's E5M2 belongs")
+
+
+@pytest.mark.parametrize("bits", [13, 14])
+def test_an_undeclared_register_is_named_with_its_width(case, bits):
+    """A register never promoted, undeclared: its errors mostly hide under the bfloat16
+    rounding, yet every array it fails is named by the register's width, read from how
+    often its results differ from the exact ones rounded (not as a few wrong positions)."""
+    results = _results(case, _register(bits, None))
+    verdict = judge(case, results, keep=True)
+    assert not verdict.passed
+    explain(verdict, case, results)
+    widths = [int(w) for w in re.findall(r"sums keep about (\d+) significant bits", verdict.cause)]
+    assert widths, verdict.cause
+    assert all(abs(w - bits) <= 1 for w in widths), verdict.cause
+    assert "the rest is right" not in verdict.cause
+    named = verdict.cause.split(": sums keep")[0].split(", ")
+    assert set(named) == {r.name for r in verdict.failing} - {"grad_bias"}, verdict.cause
+
+
+def test_a_wrong_tile_under_a_correct_kernel_stays_a_wrong_tile(case):
+    """The width is read only where the rest of the array errs too: a tile of noisy results
+    in an otherwise correct kernel's is named where it is."""
+    results = _results(case, _float32)
+    flat = case.positions("output")
+    out = results["output"].reshape(-1)
+    tile = flat[np.isin(flat % case.result_shape("output")[-1], np.arange(128, 192))]
+    noise = np.random.default_rng(0).choice([-0.1, 0.1], tile.size).astype(np.float32)
+    out[tile] = round_to(out[tile] * (1 + noise), "bfloat16")
+    verdict = judge(case, results, keep=True)
+    assert not verdict.passed
+    explain(verdict, case, results)
+    assert verdict.cause.startswith("output at l in {128, "), verdict.cause
+    assert verdict.cause.endswith("the rest is right"), verdict.cause
+    assert "significant bits" not in verdict.cause

@@ -157,7 +157,7 @@ def accumulator_figure(
     index = np.sort(np.random.default_rng(0).choice(size, chosen, replace=False))
     positions = fixture.positions(name)
     flat = index if positions is None else positions[index]
-    exact, simulated = _sums(terms, name, flat, bits, every)
+    exact, simulated = register_sums(terms, name, flat, bits, every)
     target = np.asarray(expected[index], dtype=np.float64)
     seen = int(np.count_nonzero(np.asarray(judged[index], dtype=np.float64) != target))
     fmt = rule.output_format
@@ -170,15 +170,16 @@ def accumulator_figure(
     expected_count = off(1.0)
     factor = 1.0
     if seen > expected_count:
-        factor = _solve(lambda f: off(f) - seen)
+        factor = solve_factor(lambda f: off(f) - seen)
     return AccumulatorFigure(rule.accumulate, chosen, seen, expected_count, factor)
 
 
-def _sums(
-    terms: Any, name: str, flat: npt.NDArray[np.int64], bits: int, every: int
+def register_sums(
+    terms: Any, name: str, flat: npt.NDArray[np.int64], bits: int, every: int | None
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """The exact values at ``flat``, and the values a ``bits``-bit register promoted to
-    float32 every ``every`` products gives there (scaled, before the output rounding)."""
+    float32 every ``every`` products (never, for None) gives there (scaled, before the
+    output rounding)."""
     count = terms.term_count(name)
     per = max(1, BLOCK_TERMS // max(1, count))
     exact, simulated = [], []
@@ -189,7 +190,7 @@ def _sums(
         wide = np.zeros(t.shape[0], dtype=np.float32)
         for column in range(t.shape[1]):
             held = round_bits(held + t[:, column], bits)
-            if (column + 1) % every == 0:
+            if every is not None and (column + 1) % every == 0:
                 wide += held.astype(np.float32)
                 held[:] = 0
         total = (wide + held.astype(np.float32)).astype(np.float64)
@@ -198,7 +199,7 @@ def _sums(
     return np.concatenate(exact), np.concatenate(simulated)
 
 
-def _solve(gap: Callable[[float], int]) -> float:
+def solve_factor(gap: Callable[[float], int]) -> float:
     """The factor at least 1 where ``gap(factor)`` (rising, in steps) crosses zero, by
     bisection on a log scale (at most 1024), to about 1 %."""
     low, high = 1.0, 2.0

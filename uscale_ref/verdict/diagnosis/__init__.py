@@ -421,6 +421,10 @@ def _located(ev: Evidence, terms: Terms, case: Fixture) -> str | None:
         apart = abs(beta - rest[0]) > SIGNIFICANT * math.hypot(spread, rest[1])
         if apart and _scaled_fits(ev, 1 + beta, inside):
             return f"{where}: {_factor_text(beta, spread)}; the rest is right"
+    rest = arithmetic.rate_bits(ev, terms, ~inside) if _unbiased(ev, ~inside) else None
+    if rest is not None:  # the rest errs as a narrow sum does: the whole array's arithmetic
+        ev._cache["rate_bits"] = rest
+        return None
     return f"{where} wrong ({_bits(ev.bits(inside))} there); the rest is right"
 
 
@@ -449,7 +453,7 @@ def _arithmetic(ev: Evidence, terms: Terms) -> str | None:
     lie on, or from the size of the errors."""
     rule = ev.rule
     if rule.bits < 24:
-        return _narrow_output(ev, arithmetic.error_bits(ev, terms))
+        return _narrow_output(ev, terms)
     acc_bits = round(-math.log2(rule.u_acc))
     words = "summed in" if ev.name == "grad_bias" else "sums keep"
     grid = arithmetic.grid_bits(ev, terms)
@@ -484,22 +488,32 @@ def _declare(bits: int) -> str:
     )
 
 
-def _narrow_output(ev: Evidence, estimate: float | None) -> str | None:
-    """A narrow case whose results pass as those of a running sum in its own format."""
+def _narrow_output(ev: Evidence, terms: Terms) -> str | None:
+    """A narrow case whose sums keep fewer bits than the rule allows: a register a few bits
+    wider than the format (read from how often results land beside the exact ones rounded),
+    or a running sum in the format itself."""
     rule = ev.rule
     if rule.output_format not in ("float16", "bfloat16") or rule.accumulate == rule.output_format:
         return None
-    narrow = replace(rule, accumulate=rule.output_format)
+    fmt = rule.output_format
+    # A running sum's errors take either sign: errors whose mean is a scale's are not one.
+    if not _unbiased(ev, None):
+        return None
+    rate = _rate_bits(ev, terms)
+    if rate is not None and rule.bits + 3 <= rate <= -math.log2(rule.u_acc) - 1.5:
+        return (
+            f"sums keep about {rate:.0f} significant bits (± 1, from how often results "
+            f"differ from the exact ones rounded; more than {fmt}'s {rule.bits}, fewer than "
+            f"{rule.accumulate}'s){_declare(max(2, round(rate)))}"
+        )
+    narrow = replace(rule, accumulate=fmt)
     if not fits(ev, ev.sample, ev.expected[ev.sample], ev.error_scale[ev.sample], narrow):
         return None
-    # Errors clearly larger than a correct kernel's, and not a scale's.
+    # Errors clearly larger than a correct kernel's.
     if ev.bits() > rule.bits - 1:
         return None
-    fitted = fit(ev)
-    if fitted is not None and ev.off(*fitted) > SIGNIFICANT:
-        return None
+    estimate = rate if rate is not None else arithmetic.error_bits(ev, terms)
     about = "" if estimate is None else f", about {estimate:.0f} significant bits kept"
-    fmt = rule.output_format
     if estimate is not None and estimate >= rule.bits + 3:  # far wider than the format: a register
         width = max(2, round(estimate))
         return (
@@ -513,6 +527,20 @@ def _narrow_output(ev: Evidence, estimate: float | None) -> str | None:
         f"accumulates in {fmt}: the results pass as those of a running sum rounded to "
         f"{fmt}{about} (say so with accumulate={fmt!r}, or sum in float32)"
     )
+
+
+def _unbiased(ev: Evidence, where: npt.NDArray[np.bool_] | None) -> bool:
+    """Whether the errors (of the elements ``where`` holds) show no scale error's mean."""
+    fitted = fit(ev, where)
+    return fitted is None or ev.off(*fitted) <= SIGNIFICANT
+
+
+def _rate_bits(ev: Evidence, terms: Terms) -> float | None:
+    """:func:`arithmetic.rate_bits` over the whole array, measured once."""
+    if "rate_bits" not in ev._cache:
+        ev._cache["rate_bits"] = arithmetic.rate_bits(ev, terms)
+    found: float | None = ev._cache["rate_bits"]
+    return found
 
 
 def _unexplained(ev: Evidence) -> str:

@@ -19,11 +19,11 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from ...formats import round_bits
+from ...formats import round_bits, round_to, spacing
 from .evidence import Evidence
 from .terms import Terms
 
-__all__ = ["error_bits", "grid_bits", "round_bits"]
+__all__ = ["error_bits", "grid_bits", "rate_bits", "round_bits"]
 
 Float = npt.NDArray[np.float64]
 #: A grid is read when at least this share of the sample lies on it ...
@@ -159,3 +159,96 @@ def _kurtosis(errors: Float, sizes: Float) -> float:
     if second == 0:
         return math.inf
     return float(np.mean(v**4)) / second**2
+
+
+#: The widest register a narrow result's width is read for (wider ones put results beside
+#: the exact ones rounded too seldom to tell apart).
+RATE_TOP = 22
+#: The width is read from the share of results off the exact ones rounded while that share
+#: is below this (beyond, the errors are large enough for their own size to tell it) ...
+RATE_MOST = 0.85
+#: ... and at least this many results are off (fewer tell no width).
+RATE_LEAST = 32
+#: The kernel's results off lie at most this many times as many steps of the format from the
+#: exact ones rounded (on average) as the simulated register's do.
+RATE_STEPS = 1.5
+#: Products simulated (about; at least :data:`RATE_ELEMENTS` elements' worth).
+RATE_TERMS = 2**21
+RATE_ELEMENTS = 256
+
+
+def rate_bits(
+    ev: Evidence, terms: Terms, where: npt.NDArray[np.bool_] | None = None
+) -> float | None:
+    """The significant bits a running sum keeps to leave as many results off the exact
+    ones rounded as the kernel does: for bfloat16 and float16 results, where a register
+    a few bits wider than the format errs by less than the rounding and only how often a
+    result lands beside the exact one rounded tells its width.
+
+    Measured on judged elements (those ``where`` holds, if given) drawn at random, about
+    :data:`RATE_TERMS` products in all (at least :data:`RATE_ELEMENTS` elements): running sums of every width from one bit more
+    than the format's to :data:`RATE_TOP` bits are simulated there (in the terms' order,
+    rounded to nearest after every addition, never promoted) and rounded to the output
+    format; the kernel's count of results off the exact ones rounded lies between two
+    widths' counts, and the width is read between them (on a log scale of the counts).
+    None where the results are not narrow real values rounded to nearest, or the count
+    is too small or too large to read.
+    """
+    rule = ev.rule
+    if rule.output_format not in ("bfloat16", "float16") or rule.rounding != "nearest":
+        return None
+    if np.iscomplexobj(ev.expected) or ev.name == "grad_bias":
+        return None
+    candidates = np.flatnonzero(where) if where is not None else np.arange(ev.groups.size)
+    count = max(1, terms.term_count(ev.name))
+    chosen = min(candidates.size, max(RATE_ELEMENTS, RATE_TERMS // count))
+    index = np.sort(np.random.default_rng(0).choice(candidates, chosen, replace=False))
+    target = np.asarray(ev.expected[index], dtype=np.float64)
+    seen = int(np.count_nonzero(np.asarray(ev.kernel[index], dtype=np.float64) != target))
+    if seen < RATE_LEAST or seen > RATE_MOST * chosen:
+        return None
+    widths = np.arange(rule.bits + 1, RATE_TOP + 1)
+    off, steps = _register_off(terms, ev.name, ev.groups.flat[index], widths, target,
+                               rule.output_format)  # fmt: skip
+    counts = np.count_nonzero(off, axis=1)
+    worse = np.flatnonzero(counts >= seen)  # counts fall as the width grows
+    if worse.size == 0 or worse[-1] == widths.size - 1:
+        return None
+    at = int(worse[-1])  # the kernel lies between this width and the next
+    # A register a few bits wider than the format moves a result to a neighbour of the
+    # exact one rounded, seldom farther: the kernel's results off must lie as near.
+    kernel = np.asarray(ev.kernel[index], dtype=np.float64)
+    kernel_steps = np.abs(kernel - target) / spacing(target, rule.output_format)
+    if np.mean(kernel_steps[kernel != target]) > RATE_STEPS * np.mean(steps[at][off[at]]):
+        return None
+    wide, narrow = counts[at], max(1, int(counts[at + 1]))
+    if wide == narrow:
+        return float(widths[at])
+    return float(widths[at] + math.log(wide / seen) / math.log(wide / narrow))
+
+
+def _register_off(
+    terms: Terms,
+    name: str,
+    flat: npt.NDArray[np.int64],
+    widths: npt.NDArray[np.int64],
+    target: Float,
+    fmt: str,
+) -> tuple[npt.NDArray[np.bool_], Float]:
+    """For each width, which results at ``flat`` a running sum of that many significant
+    bits, rounded to ``fmt``, puts off ``target``, and by how many of ``fmt``'s steps."""
+    from ..accumulator import BLOCK_TERMS
+
+    per = max(1, BLOCK_TERMS // max(1, terms.term_count(name)))
+    steps = np.zeros((widths.size, flat.size))
+    bits = widths[:, None]
+    for start in range(0, flat.size, per):
+        part = slice(start, start + per)
+        products = terms.products(name, flat[part])
+        t = np.real(products.a * products.b)
+        held = np.zeros((widths.size, t.shape[0]))
+        for column in range(t.shape[1]):
+            held = round_bits(held + t[:, column], bits)
+        rounded = round_to(products.scale * (held + products.bias.real), fmt)
+        steps[:, part] = np.abs(rounded - target[part]) / spacing(target[part], fmt)
+    return steps > 0, steps
