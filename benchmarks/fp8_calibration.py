@@ -14,7 +14,7 @@ kernel is emulated only where the fixture keeps values, from the exact FP8 produ
   E5M2 belongs.
 
     python benchmarks/fp8_calibration.py [--seeds 3] [--first-seed 0]
-        [--shape "(8, 256, 4096, 256, 9)"] [--markdown]
+        [--shape "(8, 256, 4096, 256, 9)"] [--kernels "never promoted"] [--markdown]
 
 Prints one row per kernel: how many seeds passed, and the causes the diagnosis named.
 """
@@ -146,8 +146,15 @@ def main() -> int:
         help="the seeds first-seed, first-seed + 1, ... (to split a run)",
     )
     parser.add_argument("--shape", choices=list(SHAPES), help="only this shape")
+    parser.add_argument(
+        "--kernels", help="only the kernels whose names hold this text (e.g. 'never promoted')"
+    )
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
+    if args.kernels:
+        KERNELS[:] = [kernel for kernel in KERNELS if args.kernels in kernel[0]]
+        if not KERNELS:
+            parser.error(f"no kernel's name holds {args.kernels!r}")
     passed: dict[str, int] = collections.Counter()
     causes: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     runs = 0

@@ -270,9 +270,12 @@ def to_bits(x: npt.ArrayLike, format: str) -> npt.NDArray[np.uint8]:
     return result
 
 
-def round_bits(values: npt.NDArray[np.float64], bits: int) -> npt.NDArray[np.float64]:
+def round_bits(
+    values: npt.NDArray[np.float64], bits: int | npt.NDArray[np.integer[Any]]
+) -> npt.NDArray[np.float64]:
     """``values`` rounded to nearest (ties to even) with ``bits`` significant bits, the
-    exponent unbounded: a register of that width, as an accumulator's."""
+    exponent unbounded: a register of that width, as an accumulator's (``bits`` may be an
+    array that broadcasts against ``values``: registers of several widths at once)."""
     mantissa, exponent = np.frexp(values)
     rounded: npt.NDArray[np.float64] = np.ldexp(np.rint(np.ldexp(mantissa, bits)), exponent - bits)
     return rounded

@@ -33,6 +33,7 @@ from ..verdict.picture import picture_name, prepare_folder, require_matplotlib
 from ..verdict.reference import correct_results
 from ..verdict.report import with_reference
 from .drawing import SIZES, _options, draw_specs, dtype_list
+from .overflow import OverflowProblem, judge_overflow, overflow_problem
 
 __all__ = ["ConformanceReport", "assert_conv1d", "to_numpy"]
 
@@ -315,6 +316,7 @@ def assert_conv1d(
     plot: str | Path | None = None,
     algorithm: str = "direct",
     rounding: str = "nearest",
+    cast: bool = False,
 ) -> ConformanceReport:
     """Hold a conv1d implementation to uscale_ref: every golden case, then drawn problems.
 
@@ -394,6 +396,16 @@ def assert_conv1d(
         without bias (as unit_scaling's own formats do by default); each result
         may then miss by a whole unit in the last place, and the bias check
         expects no bias at all.
+    cast : bool
+        Your kernel casts its operands to their formats itself (a fused cast):
+        it is handed a mixed-precision case's operands in the results' dtype
+        and rounds each to its format. Besides the cases, a small problem per
+        combination of dtype and formats among them then brings operands
+        beyond the formats' ranges, whose results must follow each format's
+        overflow convention: NaN in ``float8_e4m3fn``, ±inf in
+        ``float8_e5m2`` and ``float16``, saturation in unit_scaling's formats
+        (:mod:`uscale_ref.testing.overflow`). A unit-scaled case never
+        reaches those values.
 
     Returns
     -------
@@ -468,6 +480,14 @@ def assert_conv1d(
         if own is None
         else [case.fixture() for case in own if keep(case.spec)]
     )
+    if not isinstance(cast, bool):
+        raise TypeError(f"cast must be True or False, got {cast!r}")
+    problems = _overflow_problems(chosen) if cast else []
+    if cast and not problems:
+        raise ValueError(
+            "cast=True: no chosen case names operand formats narrower in range than its "
+            "dtype (such as input='float8_e4m3fn'): there is no cast to check"
+        )
     for case in chosen:
         if case.compact:  # the kernel computes the whole layer: refuse it here, not blame it
             check_memory(case.spec, "running a kernel on it", to_run(case.spec))
@@ -491,6 +511,10 @@ def assert_conv1d(
         failure = _check(case, forward, backward, convert, options, report)
         if failure:
             failures.append(failure)
+    for problem in problems:
+        failure = _check_overflow(problem, forward, backward, convert, report)
+        if failure:
+            failures.append(failure)
     report.failures = failures
     if failures:
         summary = f"{len(failures)} of {report.cases} cases failed"
@@ -501,6 +525,61 @@ def assert_conv1d(
             summary += f"; every failure is explained by one mistake: {known.pop()}"
         raise AssertionError("\n".join([summary, *failures, "", str(report)]))
     return report
+
+
+def _overflow_problems(cases: Sequence[Fixture]) -> list[OverflowProblem]:
+    """One overflow problem per dtype and operand formats among ``cases`` (those whose
+    formats can overflow in their dtype)."""
+    problems: dict[tuple[str, tuple[tuple[str, str], ...]], OverflowProblem] = {}
+    for case in cases:
+        formats = case.spec.formats
+        key = (case.dtype, tuple(sorted(formats.items())))
+        if formats and key not in problems:
+            try:
+                problems[key] = overflow_problem(case.dtype, formats)
+            except ValueError:
+                continue  # no format narrower in range than the dtype
+    return list(problems.values())
+
+
+def _check_overflow(
+    problem: OverflowProblem,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    to_array: Callable[[np.ndarray, str], Any],
+    report: ConformanceReport,
+) -> str | None:
+    """The overflow problem: None when the kernel's results follow the conventions."""
+    report.cases += 1
+
+    def fresh() -> dict[str, Any]:
+        inputs = problem.inputs.items()
+        return {k: to_array(np.array(v, copy=True), problem.dtype) for k, v in inputs}
+
+    try:
+        x = fresh()
+        raw = {"output": forward(x["input"], x["weight"], x["bias"], **problem.kwargs)}
+        if backward is not None:
+            x = fresh()
+            grads = backward(x["grad_output"], x["input"], x["weight"], x["bias"], **problem.kwargs)
+            raw.update(zip(_GRADS, grads, strict=True))
+    except Exception as error:  # the kernel's own failure is a finding, not a crash of ours
+        return f"{problem.id}: the kernel raised {_message(error)}"
+    results = {}
+    for name, value in raw.items():
+        want = problem.expected[name].shape
+        given = _dtype_of(value)
+        if given != problem.dtype:
+            return f"{problem.id}: {name} has dtype {given}, expected {problem.dtype}"
+        array = to_numpy(value)
+        if array.shape != want:
+            return f"{problem.id}: {name} has shape {array.shape}, expected {want}"
+        results[name] = array
+    finding = judge_overflow(problem, results)
+    if finding is None:
+        return None
+    report.causes.append(finding.cause)
+    return f"{problem.id}: {finding.differences}\n  likely cause: {finding.cause}"
 
 
 def _check_conversions(dtypes: Sequence[str], to_array: Any) -> None:

@@ -421,9 +421,9 @@ def _located(ev: Evidence, terms: Terms, case: Fixture) -> str | None:
         apart = abs(beta - rest[0]) > SIGNIFICANT * math.hypot(spread, rest[1])
         if apart and _scaled_fits(ev, 1 + beta, inside):
             return f"{where}: {_factor_text(beta, spread)}; the rest is right"
-    rest = arithmetic.rate_bits(ev, terms, ~inside) if _unbiased(ev, ~inside) else None
-    if rest is not None:  # the rest errs as a narrow sum does: the whole array's arithmetic
-        ev._cache["rate_bits"] = rest
+    width = arithmetic.rate_bits(ev, terms, ~inside) if _unbiased(ev, ~inside) else None
+    if width is not None:  # the rest errs as a narrow sum does: the whole array's arithmetic
+        ev._cache["rate_bits"] = width
         return None
     return f"{where} wrong ({_bits(ev.bits(inside))} there); the rest is right"
 

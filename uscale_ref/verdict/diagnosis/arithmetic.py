@@ -186,13 +186,15 @@ def rate_bits(
     result lands beside the exact one rounded tells its width.
 
     Measured on judged elements (those ``where`` holds, if given) drawn at random, about
-    :data:`RATE_TERMS` products in all (at least :data:`RATE_ELEMENTS` elements): running sums of every width from one bit more
-    than the format's to :data:`RATE_TOP` bits are simulated there (in the terms' order,
-    rounded to nearest after every addition, never promoted) and rounded to the output
-    format; the kernel's count of results off the exact ones rounded lies between two
-    widths' counts, and the width is read between them (on a log scale of the counts).
-    None where the results are not narrow real values rounded to nearest, or the count
-    is too small or too large to read.
+    :data:`RATE_TERMS` products in all (at least :data:`RATE_ELEMENTS` elements). Running
+    sums of every width from one bit more than the format's to :data:`RATE_TOP` bits are
+    simulated there (in the terms' order, rounded to nearest after every addition, never
+    promoted) and rounded to the output format. The kernel's count of results off the
+    exact ones rounded lies between two widths' counts, and the width is read between
+    them (on a log scale of the counts). Its results off must also lie as near the exact
+    ones rounded as the register's do (:data:`RATE_STEPS`): results scattered farther
+    are another error's. None where the results are not narrow real values rounded to
+    nearest, the count is too small or too large to read, or the steps are too long.
     """
     rule = ev.rule
     if rule.output_format not in ("bfloat16", "float16") or rule.rounding != "nearest":
