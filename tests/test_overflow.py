@@ -164,3 +164,23 @@ def test_cast_needs_a_case_with_formats():
         assert_conv1d(forward, cases=[CaseSpec("float32", **SMALL)], drawn=0, cast=True)
     with pytest.raises(TypeError, match="cast must be True or False"):
         assert_conv1d(forward, cases=[CaseSpec("float32", **SMALL)], drawn=0, cast="yes")
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        overflow_problem("float64", OCP)
+    with pytest.raises(ValueError, match=r"formats\['input'\] must be one of"):
+        overflow_problem("float32", {"input": "float8"})
+    with pytest.raises(ValueError, match="operand must be input, weight or grad_output"):
+        overflow_problem("float32", {"bias": "float8_e4m3fn"})
+    with pytest.raises(ValueError, match="no operand format narrower in range than float16"):
+        overflow_problem("float16", {"input": "bfloat16"})
+    with pytest.raises(ValueError, match="fmt must be one of"):
+        cast(np.ones(2), "e4m3")
+    with pytest.raises(ValueError, match="convention must be one of"):
+        cast(np.ones(2), "float8_e4m3fn", "wrap")
+    problem = overflow_problem("float32", OCP)
+    with pytest.raises(ValueError, match=r"results\['output'\] has shape \(3,\)"):
+        judge_overflow(problem, {"output": np.zeros(3)})
+    with pytest.raises(ValueError, match="'bias' is none of"):
+        judge_overflow(problem, {"bias": np.zeros(4)})

@@ -74,8 +74,14 @@ _OPERANDS = {"output": ("input", "weight"), "grad_input": ("grad_output", "weigh
              "grad_weight": ("grad_output", "input"), "grad_bias": ("grad_output",)}  # fmt: skip
 
 
+def _check_format(fmt: object, what: str) -> None:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
+        raise ValueError(f"{what} must be one of {sorted(FORMATS)}, got {fmt!r}")
+
+
 def convention_of(fmt: str) -> str:
     """What a value beyond ``fmt``'s range becomes: ``"nan"``, ``"inf"`` or ``"saturate"``."""
+    _check_format(fmt, "fmt")
     spec = FORMATS[fmt]
     return "nan" if spec.overflow_is_nan else "saturate" if spec.saturates else "inf"
 
@@ -91,6 +97,7 @@ def _beyond(x: Float, fmt: str) -> npt.NDArray[np.bool_]:
 def cast(x: npt.ArrayLike, fmt: str, convention: str | None = None) -> Float:
     """``x`` rounded to ``fmt`` (float64), values beyond its range following ``convention``
     (default: the format's own, :func:`convention_of`; ``"kept"``: ``x`` as it is)."""
+    _check_format(fmt, "fmt")
     wide = np.asarray(x, dtype=np.float64)
     convention = convention_of(fmt) if convention is None else convention
     if convention not in CONVENTIONS:
@@ -125,7 +132,8 @@ class OverflowProblem:
         The exact results from the operands cast by their formats' conventions, rounded
         to ``dtype`` (NaN and infinities where those give them).
     magnitude : dict
-        Per result, the sum of the terms' magnitudes, scaled (the finite results' yardstick).
+        Per result, the sum of the terms' magnitudes, scaled, the operands saturated (the
+        finite results' yardstick).
     """
 
     id: str
@@ -146,6 +154,12 @@ def overflow_problem(dtype: str, formats: Mapping[str, str], seed: int = 0) -> O
     format; those whose range the dtype does not exceed are left out)."""
     if dtype not in _DTYPE_LARGEST:
         raise ValueError(f"dtype must be one of {list(_DTYPE_LARGEST)}, got {dtype!r}")
+    if not isinstance(formats, Mapping):
+        raise TypeError(f"formats must map operand names to formats, got {formats!r}")
+    for name, fmt in formats.items():
+        if name not in ("input", "weight", "grad_output"):
+            raise ValueError(f"formats: operand must be input, weight or grad_output, got {name!r}")
+        _check_format(fmt, f"formats[{name!r}]")
     formats = {name: fmt for name, fmt in formats.items()
                if FORMATS[fmt].largest < _DTYPE_LARGEST[dtype]}  # fmt: skip
     if not formats:
@@ -171,17 +185,29 @@ def overflow_problem(dtype: str, formats: Mapping[str, str], seed: int = 0) -> O
             values = round_to(values, "bfloat16")
         inputs[name] = values
     tokens = "_".join(f"{name}={fmt}" for name, fmt in formats.items())
-    problem = OverflowProblem(f"overflow:{dtype}_{tokens}", dtype, formats, inputs, dict(KWARGS),
-                              {}, {})  # fmt: skip
-    problem.expected.update(_results(problem, {}))
-    problem.magnitude.update(_magnitudes(problem))
-    return problem
+    exact = _evaluate(_cast_inputs(inputs, formats, {}), KWARGS)
+    saturated = {fmt: "saturate" for fmt in formats.values()}
+    magnitudes = {name: np.abs(v) for name, v in _cast_inputs(inputs, formats, saturated).items()}
+    return OverflowProblem(
+        id=f"overflow:{dtype}_{tokens}",
+        dtype=dtype,
+        formats=formats,
+        inputs=inputs,
+        kwargs=dict(KWARGS),
+        expected={name: _rounded(value, dtype) for name, value in exact.items()},
+        magnitude=_evaluate(magnitudes, KWARGS),
+    )
 
 
-def _cast_inputs(problem: OverflowProblem, conventions: Mapping[str, str]) -> dict[str, Float]:
+def _cast_inputs(
+    inputs: Mapping[str, npt.NDArray[Any]],
+    formats: Mapping[str, str],
+    conventions: Mapping[str, str],
+) -> dict[str, Float]:
+    """The operands cast to their formats, each format by ``conventions`` or its own."""
     cast_inputs = {}
-    for name, value in problem.inputs.items():
-        fmt = problem.formats.get(name)
+    for name, value in inputs.items():
+        fmt = formats.get(name)
         wide = np.asarray(value, dtype=np.float64)
         if fmt is not None:
             wide = cast(wide, fmt, conventions.get(fmt))
@@ -206,15 +232,8 @@ def _rounded(values: Float, dtype: str) -> Float:
 
 
 def _results(problem: OverflowProblem, conventions: Mapping[str, str]) -> dict[str, Float]:
-    exact = _evaluate(_cast_inputs(problem, conventions), problem.kwargs)
+    exact = _evaluate(_cast_inputs(problem.inputs, problem.formats, conventions), problem.kwargs)
     return {name: _rounded(value, problem.dtype) for name, value in exact.items()}
-
-
-def _magnitudes(problem: OverflowProblem) -> dict[str, Float]:
-    """Each result's terms' magnitudes summed and scaled, the operands cast (saturating)."""
-    saturated = {fmt: "saturate" for fmt in problem.formats.values()}
-    x = {name: np.abs(v) for name, v in _cast_inputs(problem, saturated).items()}
-    return _evaluate(x, problem.kwargs)
 
 
 def _kinds(values: Float) -> npt.NDArray[np.int8]:
@@ -272,8 +291,17 @@ def judge_overflow(
     """None when ``results`` (any of output, grad_input, grad_weight, grad_bias) follow
     the formats' overflow conventions; else what differs, and the convention the kernel
     follows instead when one explains every array."""
-    given = {name: np.asarray(value, dtype=np.float64) for name, value in results.items()
-             if name in problem.expected}  # fmt: skip
+    given = {}
+    for name, value in results.items():
+        if name not in problem.expected:
+            raise ValueError(f"results: {name!r} is none of {list(problem.expected)}")
+        array = np.asarray(value, dtype=np.float64)
+        if array.shape != problem.expected[name].shape:
+            raise ValueError(
+                f"results[{name!r}] has shape {array.shape}, expected "
+                f"{problem.expected[name].shape}"
+            )
+        given[name] = array
     wrong = _agrees(problem, given, problem.expected)
     if not wrong:
         return None
