@@ -172,9 +172,12 @@ RATE_LEAST = 32
 #: The kernel's results off lie at most this many times as many steps of the format from the
 #: exact ones rounded (on average) as the simulated register's do.
 RATE_STEPS = 1.5
-#: Products simulated (about; at least :data:`RATE_ELEMENTS` elements' worth).
+#: Products simulated: about this many (at least :data:`RATE_ELEMENTS` elements' worth),
+#: more where fewer hold :data:`RATE_OFF` results off, up to :data:`RATE_MOST_TERMS`.
 RATE_TERMS = 2**20
 RATE_ELEMENTS = 128
+RATE_OFF = 64
+RATE_MOST_TERMS = 2**22
 
 
 def rate_bits(
@@ -186,7 +189,8 @@ def rate_bits(
     result lands beside the exact one rounded tells its width.
 
     Measured on judged elements (those ``where`` holds, if given) drawn at random, about
-    :data:`RATE_TERMS` products in all (at least :data:`RATE_ELEMENTS` elements). Running
+    :data:`RATE_TERMS` products in all (at least :data:`RATE_ELEMENTS` elements; more,
+    up to :data:`RATE_MOST_TERMS` products, where the results off are rare). Running
     sums of every width from one bit more than the format's to :data:`RATE_TOP` bits are
     simulated there (in the terms' order, rounded to nearest after every addition, never
     promoted) and rounded to the output format. The kernel's count of results off the
@@ -202,8 +206,14 @@ def rate_bits(
     if np.iscomplexobj(ev.expected) or ev.name == "grad_bias":
         return None
     candidates = np.flatnonzero(where) if where is not None else np.arange(ev.groups.size)
+    off = np.asarray(ev.kernel[candidates], dtype=np.float64) != ev.expected[candidates]
+    share = float(np.mean(off)) if off.size else 0.0
+    if share == 0:
+        return None
+    # Enough elements for about RATE_OFF results off, within the products allowed.
     count = max(1, terms.term_count(ev.name))
-    chosen = min(candidates.size, max(RATE_ELEMENTS, RATE_TERMS // count))
+    wanted = max(RATE_ELEMENTS, RATE_TERMS // count, math.ceil(RATE_OFF / share))
+    chosen = min(candidates.size, wanted, max(RATE_ELEMENTS, RATE_MOST_TERMS // count))
     index = np.sort(np.random.default_rng(0).choice(candidates, chosen, replace=False))
     target = np.asarray(ev.expected[index], dtype=np.float64)
     seen = int(np.count_nonzero(np.asarray(ev.kernel[index], dtype=np.float64) != target))
