@@ -184,3 +184,23 @@ def test_bad_arguments_are_named():
         judge_overflow(problem, {"output": np.zeros(3)})
     with pytest.raises(ValueError, match="'bias' is none of"):
         judge_overflow(problem, {"bias": np.zeros(4)})
+
+
+def test_a_kernel_that_refuses_the_problem_fails_it_with_its_own_words():
+    forward, backward = _kernel(OCP, _own_cast)
+
+    def refusing(x, w, b, **kwargs):
+        if np.max(np.abs(x)) > 100:
+            raise FloatingPointError("input out of range")
+        return forward(x, w, b, **kwargs)
+
+    def two_grads(g, x, w, b, **kwargs):
+        return backward(g, x, w, b, **kwargs)[:2]
+
+    case = CaseSpec("float32", **SMALL, **{f"{k}_format": v for k, v in OCP.items()})
+    with pytest.raises(AssertionError) as failure:
+        assert_conv1d(refusing, cases=[case], drawn=0, cast=True)
+    assert "the kernel raised FloatingPointError: input out of range" in str(failure.value)
+    with pytest.raises(AssertionError) as failure:
+        assert_conv1d(forward, two_grads, cases=[case], drawn=0, cast=True)
+    assert "backward returned tuple of length 2" in str(failure.value)

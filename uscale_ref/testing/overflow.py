@@ -174,9 +174,9 @@ def overflow_problem(dtype: str, formats: Mapping[str, str], seed: int = 0) -> O
     inputs: dict[str, npt.NDArray[Any]] = {}
     for name, shape in shapes.items():
         values = rng.standard_normal(shape)
-        fmt = formats.get(name)
-        if fmt is not None:
-            big = min(2 * FORMATS[fmt].largest, _DTYPE_LARGEST[dtype])
+        narrow = formats.get(name)
+        if narrow is not None:
+            big = min(2 * FORMATS[narrow].largest, _DTYPE_LARGEST[dtype])
             flat = values.reshape(-1)
             where = rng.choice(flat.size, OUTLIERS, replace=False)
             flat[where] = big * np.where(np.arange(OUTLIERS) % 2 == 0, 1.0, -1.0)

@@ -171,12 +171,13 @@ _GRADS = ("grad_input", "grad_weight", "grad_bias")
 
 
 def _call(
-    case: Fixture,
+    case: Fixture | OverflowProblem,
     forward: Callable[..., Any],
     backward: Callable[..., Any] | None,
     to_array: Callable[[np.ndarray, str], Any],
 ) -> dict[str, Any]:
-    """The kernel's results for ``case``, as given (not converted)."""
+    """The kernel's results for ``case`` (a case or an overflow problem), as given (not
+    converted)."""
 
     def fresh() -> dict[str, Any]:
         # Copies for each call: a kernel that uses its inputs as scratch space after computing
@@ -551,18 +552,10 @@ def _check_overflow(
 ) -> str | None:
     """The overflow problem: None when the kernel's results follow the conventions."""
     report.cases += 1
-
-    def fresh() -> dict[str, Any]:
-        inputs = problem.inputs.items()
-        return {k: to_array(np.array(v, copy=True), problem.dtype) for k, v in inputs}
-
     try:
-        x = fresh()
-        raw = {"output": forward(x["input"], x["weight"], x["bias"], **problem.kwargs)}
-        if backward is not None:
-            x = fresh()
-            grads = backward(x["grad_output"], x["input"], x["weight"], x["bias"], **problem.kwargs)
-            raw.update(zip(_GRADS, grads, strict=True))
+        raw = _call(problem, forward, backward, to_array)
+    except _Wrong as wrong:
+        return f"{problem.id}: {wrong}"
     except Exception as error:  # the kernel's own failure is a finding, not a crash of ours
         return f"{problem.id}: the kernel raised {_message(error)}"
     results = {}
