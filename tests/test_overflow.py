@@ -206,3 +206,15 @@ def test_a_kernel_that_refuses_the_problem_fails_it_with_its_own_words():
         assert_conv1d(forward, two_grads, cases=[case], drawn=0, cast=True)
     lines = [line for line in str(failure.value).splitlines() if line.startswith("overflow:")]
     assert lines and "backward returned tuple of length 2" in lines[0]
+
+
+def test_a_forward_alone_names_only_the_formats_it_reads():
+    forward, _ = _kernel(OCP, _saturating)
+    case = CaseSpec("float32", **SMALL, **{f"{k}_format": v for k, v in OCP.items()})
+    with pytest.raises(AssertionError) as failure:
+        assert_conv1d(forward, cases=[case], drawn=0, cast=True)
+    cause = next(line for line in str(failure.value).splitlines() if "likely cause" in line)
+    assert cause.endswith(
+        "values beyond float8_e4m3fn's range (448) saturated to ± its largest where the "
+        "format gives NaN"
+    ), cause

@@ -311,8 +311,10 @@ def judge_overflow(
 
 def _named(problem: OverflowProblem, given: Mapping[str, Float]) -> str:
     """The conventions that give the kernel's results: one for every format, or another
-    for a single format; else that none does."""
-    formats = sorted(set(problem.formats.values()))
+    for a single format; else that none does. Only the formats of operands the given
+    results read are named (a forward alone shows nothing of grad_output's)."""
+    read = {op for name in given for op in _OPERANDS[name]}
+    formats = sorted({fmt for op, fmt in problem.formats.items() if op in read})
     tries: list[dict[str, str]] = []
     for convention in CONVENTIONS:
         tries.append({fmt: convention for fmt in formats})
