@@ -204,6 +204,22 @@ def _call(
     return results
 
 
+def _run(
+    case: Fixture | OverflowProblem,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None,
+    to_array: Callable[[np.ndarray, str], Any],
+) -> dict[str, Any] | str:
+    """The kernel's results for ``case``, or the failure of a kernel that raised or
+    returned the wrong kind of thing."""
+    try:
+        return _call(case, forward, backward, to_array)
+    except _Wrong as wrong:
+        return f"{case.id}: {wrong}"
+    except Exception as error:  # the kernel's own failure is a finding, not a crash of ours
+        return f"{case.id}: the kernel raised {_message(error)}"
+
+
 def _converted(case: Fixture, results: dict[str, Any]) -> dict[str, np.ndarray]:
     """The results as NumPy arrays after checking that each is there, of the case's dtype."""
     converted = {}
@@ -245,12 +261,9 @@ def _check(
     """One case: None when it passes, else a readable failure with its likely cause."""
     report.cases += 1
     precision = options.precision if case.dtype in _TF32_DTYPES else "exact"
-    try:
-        raw = _call(case, forward, backward, to_array)
-    except _Wrong as wrong:
-        return f"{case.id}: {wrong}"
-    except Exception as error:  # the kernel's own failure is a finding, not a crash of ours
-        return f"{case.id}: the kernel raised {_message(error)}"
+    raw = _run(case, forward, backward, to_array)
+    if isinstance(raw, str):
+        return raw
     try:
         results = _converted(case, raw)
     except _Wrong as wrong:
@@ -552,12 +565,9 @@ def _check_overflow(
 ) -> str | None:
     """The overflow problem: None when the kernel's results follow the conventions."""
     report.cases += 1
-    try:
-        raw = _call(problem, forward, backward, to_array)
-    except _Wrong as wrong:
-        return f"{problem.id}: {wrong}"
-    except Exception as error:  # the kernel's own failure is a finding, not a crash of ours
-        return f"{problem.id}: the kernel raised {_message(error)}"
+    raw = _run(problem, forward, backward, to_array)
+    if isinstance(raw, str):
+        return raw
     results = {}
     for name, value in raw.items():
         want = problem.expected[name].shape
