@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from .. import textbook
 from ..formats import FORMATS, STORAGE, round_bits, round_to
+from ..tolerance.rule import UNIT_ROUNDOFF
 from ..verdict.diagnosis import NO_CAUSE
 
 __all__ = ["CONVENTIONS", "OverflowFinding", "OverflowProblem", "cast", "convention_of",
@@ -249,14 +250,15 @@ def _agrees(problem: OverflowProblem, results: Mapping[str, Float],
             expected: Mapping[str, Float]) -> list[str]:  # fmt: skip
     """The arrays of ``results`` that differ from ``expected``: in where their NaN and
     infinities lie, or by more than :data:`UNITS` units of rounding elsewhere."""
-    u = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}[problem.dtype]
+    u = UNIT_ROUNDOFF[problem.dtype]
     wrong = []
     for name, value in results.items():
         want = expected[name]
-        if not np.array_equal(_kinds(value), _kinds(want)):
+        kinds = _kinds(want)
+        if not np.array_equal(_kinds(value), kinds):
             wrong.append(name)
             continue
-        finite = _kinds(want) == 0
+        finite = kinds == 0
         with np.errstate(all="ignore"):
             error = np.abs(value[finite] - want[finite])
             allowed = UNITS * u * problem.magnitude[name][finite] + 2.0**-140

@@ -206,7 +206,9 @@ def rate_bits(
     if np.iscomplexobj(ev.expected) or ev.name == "grad_bias":
         return None
     candidates = np.flatnonzero(where) if where is not None else np.arange(ev.groups.size)
-    off = np.asarray(ev.kernel[candidates], dtype=np.float64) != ev.expected[candidates]
+    kernel = np.asarray(ev.kernel[candidates], dtype=np.float64)
+    target = np.asarray(ev.expected[candidates], dtype=np.float64)
+    off = kernel != target
     share = float(np.mean(off)) if off.size else 0.0
     if share == 0:
         return None
@@ -214,24 +216,23 @@ def rate_bits(
     count = max(1, terms.term_count(ev.name))
     wanted = max(RATE_ELEMENTS, RATE_TERMS // count, math.ceil(RATE_OFF / share))
     chosen = min(candidates.size, wanted, max(RATE_ELEMENTS, RATE_MOST_TERMS // count))
-    index = np.sort(np.random.default_rng(0).choice(candidates, chosen, replace=False))
-    target = np.asarray(ev.expected[index], dtype=np.float64)
-    seen = int(np.count_nonzero(np.asarray(ev.kernel[index], dtype=np.float64) != target))
+    pick = np.sort(np.random.default_rng(0).choice(candidates.size, chosen, replace=False))
+    kernel, target, off = kernel[pick], target[pick], off[pick]
+    seen = int(np.count_nonzero(off))
     if seen < RATE_LEAST or seen > RATE_MOST * chosen:
         return None
     widths = np.arange(rule.bits + 1, RATE_TOP + 1)
-    off, steps = _register_off(terms, ev.name, ev.groups.flat[index], widths, target,
-                               rule.output_format)  # fmt: skip
-    counts = np.count_nonzero(off, axis=1)
+    register_off, steps = _register_off(terms, ev.name, ev.groups.flat[candidates[pick]],
+                                        widths, target, rule.output_format)  # fmt: skip
+    counts = np.count_nonzero(register_off, axis=1)
     worse = np.flatnonzero(counts >= seen)  # counts fall as the width grows
     if worse.size == 0 or worse[-1] == widths.size - 1:
         return None
     at = int(worse[-1])  # the kernel lies between this width and the next
     # A register a few bits wider than the format moves a result to a neighbour of the
     # exact one rounded, seldom farther: the kernel's results off must lie as near.
-    kernel = np.asarray(ev.kernel[index], dtype=np.float64)
-    kernel_steps = np.abs(kernel - target) / spacing(target, rule.output_format)
-    if np.mean(kernel_steps[kernel != target]) > RATE_STEPS * np.mean(steps[at][off[at]]):
+    kernel_steps = np.abs(kernel[off] - target[off]) / spacing(target[off], rule.output_format)
+    if np.mean(kernel_steps) > RATE_STEPS * np.mean(steps[at][register_off[at]]):
         return None
     wide, narrow = counts[at], max(1, int(counts[at + 1]))
     if wide == narrow:
